@@ -163,12 +163,16 @@ func (cl *Client) Err() error {
 	return cl.err
 }
 
-// Close stops reconnecting, closes the connection (sending nothing, as the
-// protocol has no goodbye) and waits for the client's goroutine to end.
+// Close stops reconnecting, gives frames already sent up to a second to
+// reach the socket, closes the connection (the protocol has no goodbye)
+// and waits for the client's goroutines to end.
 func (cl *Client) Close() error {
 	cl.cancel()
 	cl.mu.Lock()
 	if cl.conn != nil {
+		if cl.conn.enc != nil {
+			cl.conn.drain(time.Second)
+		}
 		cl.conn.close()
 	}
 	cl.mu.Unlock()

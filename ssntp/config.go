@@ -23,6 +23,10 @@ const (
 	// DefaultMaxFrameSize bounds one gob message. SSNTP itself has no limit;
 	// the largest real payload (STATS of a full node) is a few hundred KiB.
 	DefaultMaxFrameSize = 16 << 20
+
+	// AnyPort as Config.Port makes a server listen on a free port chosen
+	// by the system, as tests and benchmarks need.
+	AnyPort = -1
 )
 
 // Logger is what the library logs through. Daemons pass glog (the default);
@@ -70,7 +74,8 @@ type Config struct {
 	// URI is the server host (client) or the listen host (server; empty =
 	// all interfaces). With Transport "unix" it is the socket path.
 	URI string
-	// Port defaults to 8888; ignored for unix sockets.
+	// Port defaults to 8888 when zero; AnyPort lets a server take any free
+	// port (read it back with Server.Addr). Ignored for unix sockets.
 	Port int
 	// Transport is "tcp" (default) or "unix".
 	Transport string
@@ -147,7 +152,7 @@ func (c *Config) Validate() error {
 	default:
 		return fmt.Errorf("ssntp: config: unknown transport %q (want tcp or unix)", c.Transport)
 	}
-	if c.Port < 0 || c.Port > 65535 {
+	if c.Port < AnyPort || c.Port > 65535 {
 		return fmt.Errorf("ssntp: config: port %d out of range", c.Port)
 	}
 	if c.MaxFrameSize < 0 {
@@ -161,7 +166,11 @@ func (c *Config) address() string {
 	if c.Transport == "unix" {
 		return c.URI
 	}
-	return net.JoinHostPort(c.URI, strconv.Itoa(c.Port))
+	port := c.Port
+	if port == AnyPort {
+		port = 0
+	}
+	return net.JoinHostPort(c.URI, strconv.Itoa(port))
 }
 
 // credentials are the parsed certificates of an endpoint.

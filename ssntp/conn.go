@@ -101,55 +101,165 @@ func (fr *frameReader) ReadByte() (byte, error) {
 	return fr.one[0], err
 }
 
+// maxPending bounds the bytes queued on one connection: a sender blocks
+// beyond it until the peer has taken some, so a slow peer slows its
+// senders instead of growing memory without bound.
+const maxPending = 256 << 10
+
+// idleBuffer is the largest send buffer kept when the writer stops;
+// bigger ones, grown by a burst, go back to the garbage collector so that
+// thousands of quiet connections stay cheap.
+const idleBuffer = 64 << 10
+
 // wireConn is one SSNTP connection: one gob stream per direction for the
 // connection's whole life (a second encoder would resend type ids and
-// break the peer's decoder). Reads happen on one goroutine; mu serialises
-// writers.
+// break the peer's decoder). One goroutine reads. Senders encode into a
+// pending buffer under mu; a writer goroutine, started only while there
+// is something to send, writes whatever has accumulated in one go. Frames
+// sent back to back therefore share TLS records and system calls, and an
+// idle connection has no writer goroutine at all.
 type wireConn struct {
 	nc           net.Conn
 	dec          *gob.Decoder
 	writeTimeout time.Duration
 	self         Node // this endpoint, as it appears in trace hops
+	wg           sync.WaitGroup
 
-	mu  sync.Mutex // guards enc and the write side of nc
-	enc *gob.Encoder
+	mu      sync.Mutex // guards everything below
+	cond    sync.Cond  // broadcast when the writer drains, stops or fails
+	enc     *gob.Encoder
+	pending []byte    // encoded frames not yet handed to the socket
+	spare   []byte    // the writer's previous batch, reused
+	writing bool      // a writer goroutine is running
+	werr    error     // sticky: the connection can no longer send
+	drainBy time.Time // if set, writes must finish by then (closing)
+}
+
+// pendingWriter is the gob encoder's io.Writer: it appends to the pending
+// buffer; the caller holds mu.
+type pendingWriter struct{ c *wireConn }
+
+func (w pendingWriter) Write(b []byte) (int, error) {
+	w.c.pending = append(w.c.pending, b...)
+	return len(b), nil
 }
 
 func newWireConn(nc net.Conn, maxFrame uint64, writeTimeout time.Duration, self Node) *wireConn {
-	return &wireConn{
+	c := &wireConn{
 		nc:           nc,
 		dec:          gob.NewDecoder(&frameReader{r: nc, max: maxFrame}),
-		enc:          gob.NewEncoder(nc),
 		writeTimeout: writeTimeout,
 		self:         self,
 	}
+	c.cond.L = &c.mu
+	c.enc = gob.NewEncoder(pendingWriter{c})
+	return c
 }
 
-// encode writes one value under the write lock with the write deadline.
+// encode writes one value synchronously. The handshake uses it: CONNECT,
+// CONNECTED and refusals must be on the wire before the next step.
 func (c *wireConn) encode(v any) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.encodeLocked(v)
-}
-
-func (c *wireConn) encodeLocked(v any) error {
-	if c.writeTimeout > 0 {
-		if err := c.nc.SetWriteDeadline(time.Now().Add(c.writeTimeout)); err != nil {
-			return err
-		}
+	for c.writing {
+		c.cond.Wait()
 	}
-	return c.enc.Encode(v)
+	if c.werr != nil {
+		return c.werr
+	}
+	if err := c.enc.Encode(v); err != nil {
+		return err
+	}
+	batch := c.pending
+	c.pending = nil
+	if err := c.nc.SetWriteDeadline(time.Now().Add(c.writeTimeout)); err != nil {
+		return err
+	}
+	if _, err := c.nc.Write(batch); err != nil {
+		c.werr = err
+		return err
+	}
+	return nil
 }
 
-// writeFrame sends f. For path-traced frames the last hop is this
-// endpoint; its transmit time is stamped at the moment of writing.
+// writeFrame queues f for sending. For path-traced frames the last hop is
+// this endpoint; its transmit time is stamped now. An error means the
+// connection cannot send any more (an earlier write failed, or it is
+// closed); frames queued before a failure may be lost with it, as on any
+// broken connection.
 func (c *wireConn) writeFrame(f *Frame) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	for len(c.pending) >= maxPending && c.werr == nil {
+		c.cond.Wait()
+	}
+	if c.werr != nil {
+		return c.werr
+	}
 	if f.PathTrace() && len(f.Trace.Path) > 0 {
 		f.Trace.Path[len(f.Trace.Path)-1].TxTimestamp = time.Now().UTC()
 	}
-	return c.encodeLocked(f)
+	if err := c.enc.Encode(f); err != nil {
+		return err
+	}
+	if !c.writing {
+		c.writing = true
+		c.wg.Add(1)
+		go c.writer()
+	}
+	return nil
+}
+
+// writer hands the pending bytes to the socket until none are left.
+func (c *wireConn) writer() {
+	defer c.wg.Done()
+	c.mu.Lock()
+	for len(c.pending) > 0 && c.werr == nil {
+		batch := c.pending
+		c.pending, c.spare = c.spare[:0], nil
+		deadline := time.Now().Add(c.writeTimeout)
+		if !c.drainBy.IsZero() && c.drainBy.Before(deadline) {
+			deadline = c.drainBy
+		}
+		c.mu.Unlock()
+		err := c.nc.SetWriteDeadline(deadline)
+		if err == nil {
+			_, err = c.nc.Write(batch)
+		}
+		c.mu.Lock()
+		if err != nil {
+			// A connection that cannot write within the timeout is dead;
+			// closing it makes the reader notice, so the session ends (or
+			// the client reconnects) instead of hanging half-open.
+			c.werr = fmt.Errorf("ssntp: write: %w", err)
+			c.nc.Close()
+		}
+		c.spare = batch[:0]
+		c.cond.Broadcast()
+	}
+	c.writing = false
+	if cap(c.spare) > idleBuffer {
+		c.spare = nil
+	}
+	if len(c.pending) == 0 && cap(c.pending) > idleBuffer {
+		c.pending = nil
+	}
+	c.cond.Broadcast()
+	c.mu.Unlock()
+}
+
+// drain waits, at most d, for queued frames to reach the socket.
+func (c *wireConn) drain(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.writing {
+		return
+	}
+	c.drainBy = time.Now().Add(d)
+	_ = c.nc.SetWriteDeadline(c.drainBy)
+	for c.writing {
+		c.cond.Wait()
+	}
 }
 
 // readFrame decodes the next frame. A path-traced frame gets this
@@ -177,10 +287,22 @@ func (c *wireConn) readFrame() (*Frame, error) {
 	return f, nil
 }
 
-func (c *wireConn) close() error { return c.nc.Close() }
+// close closes the socket, which stops the reader and any blocked writer,
+// and waits for the writer goroutine. Later sends fail with ErrClosed.
+func (c *wireConn) close() error {
+	c.mu.Lock()
+	if c.werr == nil {
+		c.werr = ErrClosed
+	}
+	c.cond.Broadcast()
+	c.mu.Unlock()
+	err := c.nc.Close()
+	c.wg.Wait()
+	return err
+}
 
-// handshakeFailure sends a payload-less ERROR frame the way the 2016 server
-// does after a failed CONNECT, then the caller closes the connection.
+// sendError sends a payload-less ERROR frame synchronously, the way the
+// 2016 server does after a failed CONNECT; the caller then closes.
 func (c *wireConn) sendError(op Error, origin uuid.UUID) error {
-	return c.writeFrame(newFrame(ERROR, uint8(op), origin, nil, nil, Node{}))
+	return c.encode(newFrame(ERROR, uint8(op), origin, nil, nil, Node{}))
 }

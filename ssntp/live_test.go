@@ -114,7 +114,7 @@ func startServer(t *testing.T, mutate func(*ssntp.Config)) *testServer {
 	t.Helper()
 	c := testutil.TestCerts(t)
 	cfg := c.Config(t, ssntp.SCHEDULER|ssntp.SERVER)
-	cfg.Port = 0
+	cfg.Port = ssntp.AnyPort
 	cfg.Role = ssntp.SCHEDULER
 	cfg.ConnectTimeout = 5 * time.Second
 	if mutate != nil {
