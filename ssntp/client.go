@@ -36,7 +36,6 @@ type Client struct {
 	cfg   Config
 	ntf   ClientNotifier
 	creds *credentials
-	tls   *tls.Config
 	self  Node
 	addrs []string
 
@@ -76,7 +75,6 @@ func Dial(ctx context.Context, cfg Config, ntf ClientNotifier) (*Client, error) 
 		cfg:   c,
 		ntf:   ntf,
 		creds: creds,
-		tls:   creds.tlsConfig(),
 		self:  Node{UUID: c.UUID[:], Role: uint32(c.Role)},
 		addrs: serverAddresses(&c, creds.anchors),
 		done:  make(chan struct{}),
@@ -228,7 +226,7 @@ func (cl *Client) connect() (*wireConn, error) {
 			if cl.ctx.Err() != nil {
 				return nil, ErrClosed
 			}
-			wc, err := cl.handshake(addr)
+			wc, err := cl.handshakeAside(addr)
 			if err == nil {
 				return wc, nil
 			}
@@ -250,6 +248,23 @@ func (cl *Client) connect() (*wireConn, error) {
 	}
 }
 
+// handshakeAside runs the handshake on a short-lived goroutine: its
+// cryptography grows the stack far beyond what the long-lived reading
+// goroutine needs, and a grown stack stays with its goroutine.
+func (cl *Client) handshakeAside(addr string) (*wireConn, error) {
+	type result struct {
+		wc  *wireConn
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		wc, err := cl.handshake(addr)
+		ch <- result{wc, err}
+	}()
+	r := <-ch
+	return r.wc, r.err
+}
+
 func (cl *Client) handshake(addr string) (*wireConn, error) {
 	network := "tcp"
 	host := cl.cfg.ServerName
@@ -268,9 +283,7 @@ func (cl *Client) handshake(addr string) (*wireConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	tcfg := cl.tls.Clone()
-	tcfg.ServerName = host
-	tc := tls.Client(nc, tcfg)
+	tc := tls.Client(nc, cl.creds.clientConfig(host))
 	ok := false
 	defer func() {
 		if !ok {
@@ -309,7 +322,7 @@ func (cl *Client) handshake(addr string) (*wireConn, error) {
 		_ = tc.SetReadDeadline(deadline)
 	}
 	var cf ConnectedFrame
-	if err := wc.dec.Decode(&cf); err != nil {
+	if err := wc.decodeHandshake(&cf); err != nil {
 		return nil, fmt.Errorf("%w: reading CONNECTED: %v", ErrHandshake, err)
 	}
 	_ = tc.SetReadDeadline(time.Time{})

@@ -1,6 +1,7 @@
 package ssntp
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
@@ -9,6 +10,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/ciao-project/ciao/uuid"
@@ -178,26 +180,87 @@ type credentials struct {
 	pool    *x509.CertPool
 	anchors []*x509.Certificate
 	cert    tls.Certificate
-	role    Role // roles of our own certificate
+	role    Role        // roles of our own certificate
+	base    *tls.Config // shared by every connection using these credentials
+
+	mu      sync.Mutex
+	clients map[string]*tls.Config // client configs by server name
+}
+
+// clientConfig returns the shared client TLS configuration that checks
+// the server's certificate against serverName.
+func (cr *credentials) clientConfig(serverName string) *tls.Config {
+	cr.mu.Lock()
+	defer cr.mu.Unlock()
+	if c, ok := cr.clients[serverName]; ok {
+		return c
+	}
+	if cr.clients == nil {
+		cr.clients = make(map[string]*tls.Config)
+	}
+	c := cr.base.Clone()
+	c.ServerName = serverName
+	cr.clients[serverName] = c
+	return c
+}
+
+// credCache shares parsed credentials between endpoints of one process
+// that use the same files (a load tool running thousands of clients, a
+// daemon that reconnects): parsing is not free, and each parsed copy
+// would otherwise stay alive with its connection.
+var credCache struct {
+	sync.Mutex
+	m map[[sha256.Size]byte]*credentials
 }
 
 func loadCredentials(c *Config) (*credentials, error) {
-	caPEM := c.CACertPEM
+	caPEM, certPEM, err := readPEMs(c)
+	if err != nil {
+		return nil, err
+	}
+	h := sha256.New()
+	h.Write(caPEM)
+	h.Write([]byte{0})
+	h.Write(certPEM)
+	var key [sha256.Size]byte
+	h.Sum(key[:0])
+	credCache.Lock()
+	cr := credCache.m[key]
+	credCache.Unlock()
+	if cr == nil {
+		if cr, err = parseCredentials(caPEM, certPEM); err != nil {
+			return nil, err
+		}
+		credCache.Lock()
+		if credCache.m == nil {
+			credCache.m = make(map[[sha256.Size]byte]*credentials)
+		}
+		credCache.m[key] = cr
+		credCache.Unlock()
+	}
+	if c.Role != UNKNOWN && !cr.role.HasRole(c.Role) {
+		return nil, fmt.Errorf("%w: configured role %q, certificate has %q", ErrRoleMismatch, c.Role, cr.role)
+	}
+	return cr, nil
+}
+
+func readPEMs(c *Config) (caPEM, certPEM []byte, err error) {
+	caPEM = c.CACertPEM
 	if len(caPEM) == 0 {
-		b, err := os.ReadFile(c.CAcert)
-		if err != nil {
-			return nil, fmt.Errorf("ssntp: reading CA certificate: %w", err)
+		if caPEM, err = os.ReadFile(c.CAcert); err != nil {
+			return nil, nil, fmt.Errorf("ssntp: reading CA certificate: %w", err)
 		}
-		caPEM = b
 	}
-	certPEM := c.CertPEM
+	certPEM = c.CertPEM
 	if len(certPEM) == 0 {
-		b, err := os.ReadFile(c.Cert)
-		if err != nil {
-			return nil, fmt.Errorf("ssntp: reading certificate: %w", err)
+		if certPEM, err = os.ReadFile(c.Cert); err != nil {
+			return nil, nil, fmt.Errorf("ssntp: reading certificate: %w", err)
 		}
-		certPEM = b
 	}
+	return caPEM, certPEM, nil
+}
+
+func parseCredentials(caPEM, certPEM []byte) (*credentials, error) {
 	cr := &credentials{pool: x509.NewCertPool()}
 	for rest := caPEM; ; {
 		var blk *pem.Block
@@ -235,9 +298,7 @@ func loadCredentials(c *Config) (*credentials, error) {
 	if cr.role == UNKNOWN {
 		return nil, errors.New("ssntp: certificate holds no SSNTP role")
 	}
-	if c.Role != UNKNOWN && !cr.role.HasRole(c.Role) {
-		return nil, fmt.Errorf("%w: configured role %q, certificate has %q", ErrRoleMismatch, c.Role, cr.role)
-	}
+	cr.base = cr.tlsConfig()
 	return cr, nil
 }
 

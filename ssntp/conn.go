@@ -1,6 +1,7 @@
 package ssntp
 
 import (
+	"bytes"
 	"encoding/gob"
 	"errors"
 	"fmt"
@@ -122,6 +123,7 @@ type wireConn struct {
 	nc           net.Conn
 	dec          *gob.Decoder
 	writeTimeout time.Duration
+	maxFrame     uint64
 	self         Node // this endpoint, as it appears in trace hops
 	wg           sync.WaitGroup
 
@@ -149,6 +151,7 @@ func newWireConn(nc net.Conn, maxFrame uint64, writeTimeout time.Duration, self 
 		nc:           nc,
 		dec:          gob.NewDecoder(&frameReader{r: nc, max: maxFrame}),
 		writeTimeout: writeTimeout,
+		maxFrame:     maxFrame,
 		self:         self,
 	}
 	c.cond.L = &c.mu
@@ -156,9 +159,18 @@ func newWireConn(nc net.Conn, maxFrame uint64, writeTimeout time.Duration, self 
 	return c
 }
 
-// encode writes one value synchronously. The handshake uses it: CONNECT,
-// CONNECTED and refusals must be on the wire before the next step.
+// encode writes one handshake value synchronously (CONNECT, CONNECTED, a
+// refusal), each of which must be on the wire before the next step. It
+// uses a one-shot encoder: the handshake types share no gob type with
+// Frame, so the frame encoder later defines everything it needs, and the
+// stream is byte for byte what one encoder would write. The one-shot
+// encoder's per-type state is garbage once the handshake is over, which
+// matters with thousands of mostly idle connections.
 func (c *wireConn) encode(v any) error {
+	var buf bytes.Buffer
+	if err := gob.NewEncoder(&buf).Encode(v); err != nil {
+		return err
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for c.writing {
@@ -167,19 +179,22 @@ func (c *wireConn) encode(v any) error {
 	if c.werr != nil {
 		return c.werr
 	}
-	if err := c.enc.Encode(v); err != nil {
-		return err
-	}
-	batch := c.pending
-	c.pending = nil
 	if err := c.nc.SetWriteDeadline(time.Now().Add(c.writeTimeout)); err != nil {
 		return err
 	}
-	if _, err := c.nc.Write(batch); err != nil {
+	if _, err := c.nc.Write(buf.Bytes()); err != nil {
 		c.werr = err
 		return err
 	}
 	return nil
+}
+
+// decodeHandshake reads one handshake value with a one-shot decoder, for
+// the same reason as encode. It reads exactly the messages of that value
+// (frameReader does no read-ahead), so nothing of the frame stream is
+// lost.
+func (c *wireConn) decodeHandshake(v any) error {
+	return gob.NewDecoder(&frameReader{r: c.nc, max: c.maxFrame}).Decode(v)
 }
 
 // writeFrame queues f for sending. For path-traced frames the last hop is

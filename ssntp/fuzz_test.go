@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/gob"
 	"errors"
+	"io"
+	"net"
 	"testing"
 	"time"
 
@@ -91,5 +93,49 @@ func TestFrameReaderLimitError(t *testing.T) {
 	err := gob.NewDecoder(&frameReader{r: &buf, max: 1000}).Decode(new(Frame))
 	if !errors.Is(err, ErrFrameTooLarge) {
 		t.Fatalf("err = %v, want ErrFrameTooLarge", err)
+	}
+}
+
+// TestHandshakeEncodersMatchOneStream: the one-shot handshake encoder
+// followed by the frame encoder writes exactly the bytes one encoder for
+// the whole stream writes, as 2016 peers expect.
+func TestHandshakeEncodersMatchOneStream(t *testing.T) {
+	id := uuid.MustParse("4cb19522-1e18-439a-883a-f9b2a3a95f5e")
+	connect := &ConnectFrame{Minor: 1, Role: AGENT, Source: id[:], Destination: uuid.Nil[:]}
+	frames := []*Frame{
+		{Minor: 1, Type: STATUS, Operand: uint8(FULL), Origin: id},
+		{Minor: 1, Type: COMMAND, Operand: uint8(START), Origin: id, PayloadLength: 4, Payload: []byte("YAML")},
+	}
+	var want bytes.Buffer
+	enc := gob.NewEncoder(&want)
+	if err := enc.Encode(connect); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range frames {
+		if err := enc.Encode(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	got := make(chan []byte)
+	go func() {
+		buf, _ := io.ReadAll(b)
+		got <- buf
+	}()
+	wc := newWireConn(a, 1<<20, time.Second, Node{})
+	if err := wc.encode(connect); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range frames {
+		if err := wc.writeFrame(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wc.drain(time.Second)
+	wc.close()
+	if g := <-got; !bytes.Equal(g, want.Bytes()) {
+		t.Fatalf("stream differs:\n got % x\nwant % x", g, want.Bytes())
 	}
 }

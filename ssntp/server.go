@@ -88,7 +88,7 @@ func NewServer(cfg Config, ntf ServerNotifier) (*Server, error) {
 		cfg:           c,
 		ntf:           ntf,
 		creds:         creds,
-		tls:           creds.tlsConfig(),
+		tls:           creds.base,
 		self:          Node{UUID: c.UUID[:], Role: uint32(creds.role)},
 		rules:         rules,
 		closed:        make(chan struct{}),
@@ -204,7 +204,10 @@ func (s *Server) Close() error {
 	return nil
 }
 
-// handle runs the handshake and then the read loop of one client.
+// handle runs the handshake of one client, then hands the connection to a
+// new goroutine for its read loop. The TLS handshake's cryptography grows
+// a goroutine's stack well beyond what reading needs; starting the long
+// lived reader afresh keeps an idle connection's stack small.
 func (s *Server) handle(nc net.Conn) {
 	defer s.wg.Done()
 	ss, err := s.handshake(nc)
@@ -216,7 +219,11 @@ func (s *Server) handle(nc net.Conn) {
 		nc.Close()
 		return
 	}
-	s.readLoop(ss)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.readLoop(ss)
+	}()
 }
 
 // handshake runs TLS, reads CONNECT, checks it, answers CONNECTED and
@@ -234,7 +241,7 @@ func (s *Server) handshake(nc net.Conn) (*session, error) {
 	certRole := peerRole(tc.ConnectionState())
 
 	var cf ConnectFrame
-	if err := wc.dec.Decode(&cf); err != nil {
+	if err := wc.decodeHandshake(&cf); err != nil {
 		_ = wc.sendError(ConnectionFailure, uuid.Nil)
 		return nil, fmt.Errorf("%w: reading CONNECT: %v", ErrHandshake, err)
 	}

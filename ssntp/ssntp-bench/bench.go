@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -388,6 +389,13 @@ func idle(cr *creds, n int) error {
 		return err
 	}
 	cli1 := settledRSS()
+	writeHeap("client")
+	if _, err := io.WriteString(stdin, "heap\n"); err != nil {
+		return err
+	}
+	if _, err := readLine(); err != nil {
+		return err
+	}
 	fmt.Printf("memory per idle connection, %d clients: server %5.1f KiB   client %5.1f KiB (goal <= 20 KiB per side)   set-up %v\n",
 		n, float64(srv1-srv0)/1024/float64(n), float64(cli1-cli0)/1024/float64(n), setup.Round(time.Millisecond))
 	return nil
@@ -415,8 +423,12 @@ func serveIdle(cr *creds) error {
 	fmt.Println(port)
 	in := bufio.NewScanner(os.Stdin)
 	for in.Scan() {
-		if strings.TrimSpace(in.Text()) == "rss" {
+		switch strings.TrimSpace(in.Text()) {
+		case "rss":
 			fmt.Println(settledRSS())
+		case "heap":
+			writeHeap("server")
+			fmt.Println("ok")
 		}
 	}
 	return nil
@@ -451,4 +463,20 @@ func raiseFileLimit() {
 		l.Cur = l.Max
 		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l)
 	}
+}
+
+// writeHeap saves a heap profile when SSNTP_BENCH_HEAP names a path
+// prefix, to see what an idle connection holds.
+func writeHeap(side string) {
+	prefix := os.Getenv("SSNTP_BENCH_HEAP")
+	if prefix == "" {
+		return
+	}
+	f, err := os.Create(prefix + "." + side)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	runtime.GC()
+	_ = pprof.WriteHeapProfile(f)
 }
