@@ -42,20 +42,13 @@ func Parse(s string) (UUID, error) {
 		return Nil, fmt.Errorf("%w: %q", ErrUUIDInvalid, s)
 	}
 	var u UUID
-	j := 0
-	for i := 0; i < 36; {
-		if s[i] == '-' {
-			i++
-			continue
-		}
+	for j, i := range hexOffsets {
 		hi, ok1 := fromHex(s[i])
 		lo, ok2 := fromHex(s[i+1])
 		if !ok1 || !ok2 {
 			return Nil, fmt.Errorf("%w: %q", ErrUUIDInvalid, s)
 		}
 		u[j] = hi<<4 | lo
-		j++
-		i += 2
 	}
 	return u, nil
 }
@@ -84,6 +77,9 @@ func FromBytes(b []byte) (UUID, error) {
 func (u UUID) IsNil() bool { return u == Nil }
 
 const hexDigits = "0123456789abcdef"
+
+// hexOffsets are where each byte's two digits start in the text form.
+var hexOffsets = [16]int{0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34}
 
 // String returns the lower-case 8-4-4-4-12 form.
 func (u UUID) String() string {
