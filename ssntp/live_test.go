@@ -865,3 +865,22 @@ func TestCloseWhileDialling(t *testing.T) {
 		t.Fatalf("err %v", err)
 	}
 }
+
+func TestClientRefusesShortServerUUID(t *testing.T) {
+	// §7.5: a CONNECTED whose Source is not 16 bytes crashed 2016 clients;
+	// ours refuses the handshake with an error.
+	port := fakeServer(t, func(r *rawConn, cf *ssntp.ConnectFrame) {
+		_ = r.enc.Encode(&ssntp.ConnectedFrame{Minor: 1, Type: ssntp.STATUS, Role: ssntp.SCHEDULER,
+			Source: []byte{1, 2, 3}, Destination: cf.Source})
+		var f ssntp.Frame
+		_ = r.dec.Decode(&f)
+	})
+	cfg := testutil.TestCerts(t).Config(t, ssntp.AGENT)
+	cfg.Port = port
+	cfg.BackoffUnit = time.Millisecond
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	if _, err := ssntp.Dial(ctx, cfg, clientRecorder{newRecorder()}); err == nil {
+		t.Fatal("handshake with a short server UUID succeeded")
+	}
+}
