@@ -46,22 +46,8 @@ func (quiet) Errorf(string, ...any)   {}
 func BenchmarkFrames(b *testing.B) {
 	for _, size := range []int{64, 1024} {
 		b.Run(map[int]string{64: "64B", 1024: "1KiB"}[size], func(b *testing.B) {
-			c := testutil.TestCerts(b)
-			cfg := c.Config(b, ssntp.SCHEDULER|ssntp.SERVER)
-			cfg.Port, cfg.Log = ssntp.AnyPort, quiet{}
-			cs := &countingServer{done: make(chan struct{}, 1)}
-			srv, err := ssntp.NewServer(cfg, cs)
-			if err != nil {
-				b.Fatal(err)
-			}
-			if err := srv.Listen(); err != nil {
-				b.Fatal(err)
-			}
-			go srv.Serve()
-			defer srv.Close()
-			ccfg := c.Config(b, ssntp.AGENT)
-			ccfg.Port, ccfg.Log = srv.Addr().(*net.TCPAddr).Port, quiet{}
-			cl, err := ssntp.Dial(context.Background(), ccfg, clientRecorder{newRecorder()})
+			srv, cs := benchServer(b)
+			cl, err := ssntp.Dial(context.Background(), benchClientConfig(b, srv), nopClient{})
 			if err != nil {
 				b.Fatal(err)
 			}
