@@ -7,16 +7,19 @@ FUZZTIME  ?= 60s
 GOBIN     ?= $(shell $(GO) env GOPATH)/bin
 STATICCHECK_VERSION ?= v0.8.2
 
-.PHONY: help build test unit check fuzz fuzz-short bench clean
+.PHONY: help build deps test unit check fuzz fuzz-short bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 build: ## build every command into ./bin
 	@mkdir -p $(BIN)
-	$(GO) build -o $(BIN)/ ./ssntp/ciao-cert ./ssntp/ssntp-bench
+	$(GO) build -o $(BIN)/ ./ssntp/ciao-cert ./ssntp/ssntp-bench ./osprepare/cmd/ciao-osprepare
 
-test: check unit fuzz-short ## everything CI runs: checks, unit and integration tests with -race, short fuzz runs
+deps: ## install the OS packages Ciao and its tests use (osprepare; root or sudo)
+	@./scripts/install-test-deps.sh
+
+test: deps check unit fuzz-short ## everything CI runs: OS packages, checks, unit and integration tests with -race, short fuzz runs
 
 unit: ## go test -race on every package
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)

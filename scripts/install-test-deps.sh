@@ -1,0 +1,14 @@
+#!/bin/sh
+# Installs what Ciao and its integration tests need on this machine: every
+# component's OS packages through osprepare (which skips what is present),
+# then the few tools only the tests use. Run as root or with sudo rights.
+set -eu
+cd "$(dirname "$0")/.."
+go run ./osprepare/cmd/ciao-osprepare -component all
+missing=""
+command -v isoinfo >/dev/null 2>&1 || missing="$missing genisoimage"
+if [ -n "$missing" ]; then
+	sudo=""
+	[ "$(id -u)" -eq 0 ] || sudo="sudo -n"
+	$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $missing
+fi
