@@ -173,7 +173,7 @@ var requirements = map[Family]map[Component][]Requirement{
 			{"qemu-system-x86", "qemu-system-x86_64"},
 			{"qemu-utils", "qemu-img"},
 			{"xorriso", "xorriso"},
-			{"docker.io", "docker"},
+			{"docker.io", "dockerd"}, // the engine: a bare docker client is not enough
 			{"psmisc", "fuser"},
 			{"iproute2", "ip"},
 			{"dnsmasq", "dnsmasq"},
@@ -185,7 +185,7 @@ var requirements = map[Family]map[Component][]Requirement{
 			{"qemu-system-x86", "qemu-system-x86_64"},
 			{"qemu-img", "qemu-img"},
 			{"xorriso", "xorriso"},
-			{"moby-engine", "docker"}, // Fedora's docker package
+			{"moby-engine", "dockerd"}, // Fedora's docker engine
 			{"psmisc", "fuser"},
 			{"iproute", "ip"},
 			{"dnsmasq", "dnsmasq"},
@@ -197,7 +197,7 @@ var requirements = map[Family]map[Component][]Requirement{
 			{"cloud-control", "qemu-system-x86_64"},
 			{"cloud-control", "qemu-img"},
 			{"cloud-control", "xorriso"},
-			{"cloud-control", "docker"},
+			{"cloud-control", "dockerd"},
 			{"cloud-control", "fuser"},
 			{"network-basic", "ip"},
 			{"network-basic", "dnsmasq"},

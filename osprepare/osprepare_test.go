@@ -165,7 +165,7 @@ func TestInstall(t *testing.T) {
 		},
 		{
 			name: "ubuntu as a user uses sudo", fixture: "ubuntu-22.04", sudo: true,
-			have:          []string{"qemu-system-x86_64", "qemu-img", "xorriso", "docker", "fuser", "ip", "iptables"},
+			have:          []string{"qemu-system-x86_64", "qemu-img", "xorriso", "dockerd", "fuser", "ip", "iptables"},
 			components:    []Component{Launcher, Scheduler},
 			wantInstalled: []string{"dnsmasq"},
 			wantCmds: []string{
