@@ -1,0 +1,111 @@
+package launcher
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ciao-project/ciao/ciao-launcher/internal/driver"
+)
+
+// Config is the launcher's configuration, a value built by DefaultConfig
+// and adjusted by flags or tests.
+type Config struct {
+	// CACert and Cert are the SSNTP CA and the client certificate+key PEM
+	// files. The certificate's roles (AGENT, NETAGENT or both) are the
+	// launcher's.
+	CACert string
+	Cert   string
+	// Server is the scheduler host; "" lets SSNTP try the CA certificate's
+	// names, then localhost. Port 0 means 8888.
+	Server string
+	Port   int
+
+	// Network false: VMs get user-mode networking, containers none.
+	Network bool
+	// Simulation runs every instance on the simulation driver.
+	Simulation bool
+	// Process allows bare-metal process workloads (user data carrying the
+	// #ciao-process marker).
+	Process bool
+
+	// StateDir holds one directory per instance.
+	StateDir string
+	// UUIDDir keeps the launcher's SSNTP UUID across restarts, in a file
+	// named after its role (0x4, 0x10, 0x14) as the 2016 launcher did.
+	UUIDDir string
+	// LockFile keeps a second launcher from running on the node ("" = no
+	// lock). Simulation skips it.
+	LockFile string
+	// MaintenanceFile exists while the node is evacuated.
+	MaintenanceFile string
+	// CgroupRoot is the cgroup v2 mount for process instances ("" = none).
+	CgroupRoot string
+	// ProcRoot is where procfs is mounted (node statistics).
+	ProcRoot string
+
+	// StatsInterval is the period of the status + STATS report (6 s).
+	StatsInterval time.Duration
+	// ResourceInterval is the period of per-instance resource samples.
+	ResourceInterval time.Duration
+	// PollInterval is how often a running instance is checked for exit
+	// when its driver cannot signal it.
+	PollInterval time.Duration
+	// StopGrace is how long a process instance has to exit after SIGTERM.
+	StopGrace time.Duration
+
+	// Water marks in MB (§9.3 of the launcher spec): FULL below the high
+	// marks, START refused with full_cn below the low marks.
+	MemHighWaterMB, MemLowWaterMB   int
+	DiskHighWaterMB, DiskLowWaterMB int
+	// MaxInstances bounds the instances of the node (0 = no bound).
+	MaxInstances int
+
+	// Drivers, if set, replaces the drivers the flags would choose (tests).
+	Drivers driver.Registry
+	// DialTimeout bounds the first connection to the scheduler (0 = try
+	// until the context ends).
+	DialTimeout time.Duration
+}
+
+// DefaultConfig is the configuration of a real node.
+func DefaultConfig() Config {
+	return Config{
+		Network:          true,
+		Process:          true,
+		StateDir:         "/var/lib/ciao/instances",
+		UUIDDir:          "/var/lib/ciao/local/uuid-storage/role/client",
+		LockFile:         "/tmp/lock/ciao/client-agent.lock",
+		MaintenanceFile:  "/var/lib/ciao/data/launcher/maintenance",
+		CgroupRoot:       "/sys/fs/cgroup",
+		ProcRoot:         "/proc",
+		StatsInterval:    6 * time.Second,
+		ResourceInterval: 30 * time.Second,
+		PollInterval:     time.Second,
+		StopGrace:        10 * time.Second,
+		MemHighWaterMB:   1000,
+		MemLowWaterMB:    512,
+		DiskHighWaterMB:  80000,
+		DiskLowWaterMB:   40000,
+	}
+}
+
+// ErrConfig: an invalid configuration.
+var ErrConfig = errors.New("launcher: invalid configuration")
+
+// Validate checks the configuration without touching files.
+func (c *Config) Validate() error {
+	switch {
+	case c.CACert == "" || c.Cert == "":
+		return fmt.Errorf("%w: -cacert and -cert are required", ErrConfig)
+	case c.StateDir == "":
+		return fmt.Errorf("%w: empty state directory", ErrConfig)
+	case c.UUIDDir == "":
+		return fmt.Errorf("%w: empty UUID directory", ErrConfig)
+	case c.StatsInterval <= 0 || c.ResourceInterval <= 0 || c.PollInterval <= 0:
+		return fmt.Errorf("%w: intervals must be positive", ErrConfig)
+	case c.MemLowWaterMB > c.MemHighWaterMB || c.DiskLowWaterMB > c.DiskHighWaterMB:
+		return fmt.Errorf("%w: a low water mark is above its high water mark", ErrConfig)
+	}
+	return nil
+}

@@ -1,0 +1,36 @@
+// Package launcher is the core of ciao-launcher, the agent that runs on
+// every compute and network node: it connects to the scheduler over SSNTP
+// (role AGENT and/or NETAGENT), runs the instances it is sent on a backend
+// driver, reports the node and its instances, and re-adopts its instances
+// when it restarts.
+//
+// # Goroutines and who owns what
+//
+//   - The SSNTP client's reading goroutine calls the notifier, which only
+//     queues what arrives in an unbounded mailbox (it never blocks).
+//   - The main loop (Launcher.loop) owns the instance table, the node's
+//     resource accounting and the connection state. It parses commands,
+//     answers those it can refuse at once (bad payload, unknown instance,
+//     full node), hands the rest to the instances' mailboxes without ever
+//     waiting for them, and sends READY/FULL/MAINTENANCE and STATS every
+//     Config.StatsInterval while connected.
+//   - One goroutine per instance (instance.run) owns that instance's state
+//     file and driver handle for the instance's whole life in this launcher,
+//     serialises the commands sent to it, polls it for exit and samples its
+//     resources. It reports to the main loop over one channel, and sends its
+//     own failure frames.
+//
+// # Two lifetimes
+//
+// Instances outlive the launcher. Cancelling Run's context stops the
+// goroutines that watch instances, never the instances: a launcher that is
+// stopped (or killed) and started again finds every instance directory under
+// Config.StateDir and adopts what still runs. Only STOP, DELETE, EVACUATE
+// and HardReset stop instances.
+//
+// # Instance directory
+//
+// <StateDir>/<instance uuid>/state is JSON: the START payload as received and
+// the driver's handle, replaced atomically. Drivers may keep files next to it
+// (a process instance's stdout.log and stderr.log).
+package launcher

@@ -1,0 +1,284 @@
+package launcher
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"time"
+
+	"github.com/golang/glog"
+
+	"github.com/ciao-project/ciao/ciao-launcher/internal/driver"
+	"github.com/ciao-project/ciao/payloads"
+	"github.com/ciao-project/ciao/ssntp"
+)
+
+type instOp int
+
+const (
+	opStop instOp = iota
+	opRestart
+	opDelete
+)
+
+// instCmd is a command for an instance goroutine.
+type instCmd struct{ op instOp }
+
+type evKind int
+
+const (
+	evState   evKind = iota // state changed
+	evSample                // new resource sample
+	evRemoved               // the instance is gone without a trace (failed START)
+	evDeleted               // the instance was deleted: report InstanceDeleted
+)
+
+// instEvent is an instance goroutine's report to the main loop.
+type instEvent struct {
+	id         string
+	kind       evKind
+	state      string
+	startedNow bool // with evState active: a START just succeeded
+	// startFailure, if set, is sent by the main loop once it has applied
+	// the event, so that the scheduler never sees a failure before the
+	// launcher's table agrees with it.
+	startFailure payloads.StartFailureReason
+	sample       sample
+}
+
+// sample is an instance's last resource sample; −1 is unknown.
+type sample struct {
+	memMB, diskMB, cpu int
+}
+
+// instance is one instance as its goroutine sees it. Every field is owned
+// by that goroutine (run); l is shared read-only.
+type instance struct {
+	l   *Launcher
+	id  string
+	dir string
+	drv driver.Driver
+	st  *instanceState
+	req *startRequest
+	box *mailbox[instCmd]
+
+	running   bool
+	lastCPU   time.Duration // CPU time at lastCPUAt; negative: no baseline
+	lastCPUAt time.Time
+}
+
+// run is the instance goroutine: it starts (fresh) or adopts the instance,
+// then serves its commands until the instance is deleted or ctx ends.
+// Ending ctx leaves the instance as it is.
+func (in *instance) run(ctx context.Context, fresh bool) {
+	defer in.l.wg.Done()
+	in.lastCPU = -1
+	if fresh {
+		if !in.start(ctx) {
+			return
+		}
+	} else {
+		in.adopt(ctx)
+	}
+	poll := time.NewTicker(in.l.cfg.PollInterval)
+	defer poll.Stop()
+	res := time.NewTicker(in.l.cfg.ResourceInterval)
+	defer res.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-in.box.signal():
+			for _, c := range in.box.take() {
+				if ctx.Err() != nil {
+					return
+				}
+				if done := in.do(ctx, c); done {
+					return
+				}
+			}
+		case <-poll.C:
+			if !in.running {
+				continue
+			}
+			ok, err := in.drv.Running(ctx, in.st.Handle)
+			if err != nil {
+				glog.Warningf("launcher: instance %s: checking it runs: %v", in.id, err)
+				continue
+			}
+			if !ok {
+				glog.Infof("launcher: instance %s has stopped", in.id)
+				in.setRunning(ctx, false, false)
+			}
+		case <-res.C:
+			if in.running {
+				in.sample(ctx)
+			}
+		}
+	}
+}
+
+// emit reports to the main loop, giving up if the launcher is stopping.
+func (in *instance) emit(ctx context.Context, ev instEvent) {
+	ev.id = in.id
+	select {
+	case in.l.events <- ev:
+	case <-ctx.Done():
+	}
+}
+
+func (in *instance) setRunning(ctx context.Context, running, startedNow bool) {
+	in.running = running
+	in.lastCPU = -1
+	state := payloads.InstanceExited
+	if running {
+		state = payloads.InstanceActive
+	}
+	in.emit(ctx, instEvent{kind: evState, state: state, startedNow: startedNow})
+	in.sample(ctx)
+}
+
+// sample takes a resource sample and reports it.
+func (in *instance) sample(ctx context.Context) {
+	s, err := in.drv.Stats(ctx, in.st.Handle)
+	smp := sample{memMB: s.MemMB, diskMB: s.DiskMB, cpu: -1}
+	if err != nil && !errors.Is(err, driver.ErrNotRunning) {
+		glog.V(2).Infof("launcher: instance %s: stats: %v", in.id, err)
+	}
+	now := time.Now()
+	if in.running && s.CPUTime >= 0 {
+		if in.lastCPU >= 0 {
+			wall := now.Sub(in.lastCPUAt)
+			if wall > 0 {
+				pct := int(100 * int64(s.CPUTime-in.lastCPU) / int64(wall))
+				if v := in.req.spec("", false).VCPUs; v > 1 {
+					pct /= v
+				}
+				smp.cpu = min(max(pct, 0), 100)
+			}
+		}
+		in.lastCPU, in.lastCPUAt = s.CPUTime, now
+	}
+	in.emit(ctx, instEvent{kind: evSample, sample: smp})
+}
+
+// start runs the START procedure; false means the instance is gone.
+func (in *instance) start(ctx context.Context) bool {
+	gone := func(r payloads.StartFailureReason, err error) bool {
+		glog.Errorf("launcher: START %s failed (%s): %v", in.id, r, err)
+		in.emit(ctx, instEvent{kind: evRemoved, startFailure: r})
+		return false
+	}
+	if err := os.Mkdir(in.dir, 0o755); err != nil {
+		return gone(payloads.StartInstanceExists, err)
+	}
+	if err := in.st.save(in.dir); err != nil {
+		in.removeDir()
+		return gone(payloads.StartImageFailure, err)
+	}
+	h, err := in.drv.Start(ctx, in.req.spec(in.dir, in.l.cfg.Network))
+	if err != nil {
+		r := driver.StartFailureReason(err)
+		if r != payloads.StartLaunchFailure {
+			in.removeDir()
+			return gone(r, err)
+		}
+		// Keep the instance, exited, for a later RESTART (§6.1).
+		glog.Errorf("launcher: START %s failed (%s): %v", in.id, r, err)
+		in.running = false
+		in.emit(ctx, instEvent{kind: evState, state: payloads.InstanceExited, startFailure: r})
+		in.sample(ctx)
+		return true
+	}
+	in.st.Handle = h
+	if err := in.st.save(in.dir); err != nil {
+		glog.Errorf("launcher: instance %s: saving its handle: %v (it will not be re-adopted)", in.id, err)
+	}
+	glog.Infof("launcher: instance %s running", in.id)
+	in.setRunning(ctx, true, true)
+	return true
+}
+
+// adopt takes over an instance found on disk.
+func (in *instance) adopt(ctx context.Context) {
+	running := false
+	if in.st.Handle.Driver != "" {
+		var err error
+		running, err = in.drv.Adopt(ctx, in.st.Handle, in.req.spec(in.dir, in.l.cfg.Network))
+		if err != nil {
+			glog.Warningf("launcher: adopting instance %s: %v", in.id, err)
+		}
+	}
+	glog.Infof("launcher: adopted instance %s, running %v", in.id, running)
+	in.setRunning(ctx, running, false)
+}
+
+// do serves one command; true means the instance is gone.
+func (in *instance) do(ctx context.Context, c instCmd) bool {
+	switch c.op {
+	case opStop:
+		if !in.running {
+			in.l.sendFailureFrom(ssntp.STOP, in.id, string(payloads.StopAlreadyStopped))
+			return false
+		}
+		if err := in.drv.Stop(ctx, in.st.Handle); err != nil && !errors.Is(err, driver.ErrNotRunning) {
+			glog.Errorf("launcher: stopping instance %s: %v", in.id, err)
+			return false
+		}
+		glog.Infof("launcher: instance %s stopped", in.id)
+		in.setRunning(ctx, false, false)
+	case opRestart:
+		if in.running {
+			in.l.sendFailureFrom(ssntp.RESTART, in.id, string(payloads.RestartAlreadyRunning))
+			return false
+		}
+		h, err := in.drv.Start(ctx, in.req.spec(in.dir, in.l.cfg.Network))
+		if err != nil {
+			r := payloads.RestartLaunchFailure
+			if errors.Is(err, driver.ErrBadSpec) || errors.Is(err, driver.ErrImage) {
+				r = payloads.RestartInstanceCorrupt
+			}
+			glog.Errorf("launcher: RESTART %s failed (%s): %v", in.id, r, err)
+			in.l.sendFailureFrom(ssntp.RESTART, in.id, string(r))
+			return false
+		}
+		in.st.Handle = h
+		if err := in.st.save(in.dir); err != nil {
+			glog.Errorf("launcher: instance %s: saving its handle: %v", in.id, err)
+		}
+		glog.Infof("launcher: instance %s restarted", in.id)
+		in.setRunning(ctx, true, false)
+	case opDelete:
+		if in.st.Handle.Driver != "" {
+			if err := in.drv.Delete(ctx, in.st.Handle); err != nil {
+				glog.Errorf("launcher: deleting instance %s: %v", in.id, err)
+			}
+		}
+		in.removeDir()
+		in.running = false
+		in.emit(ctx, instEvent{kind: evDeleted})
+		return true
+	}
+	return false
+}
+
+func (in *instance) removeDir() {
+	if err := os.RemoveAll(in.dir); err != nil {
+		glog.Errorf("launcher: removing %s: %v", in.dir, err)
+	}
+}
+
+// sendFailureFrom sends a failure from an instance goroutine. The client is
+// safe for concurrent use; the main loop never waits on it for us.
+func (l *Launcher) sendFailureFrom(c ssntp.Command, id, reason string) {
+	l.sendFailure(c, id, reason)
+}
+
+func parseIPv4(s string) net.IP {
+	ip := net.ParseIP(trimID(s))
+	if ip == nil {
+		return nil
+	}
+	return ip.To4()
+}

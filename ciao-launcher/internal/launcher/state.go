@@ -1,0 +1,212 @@
+package launcher
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/golang/glog"
+	yaml "gopkg.in/yaml.v2"
+
+	"github.com/ciao-project/ciao/ciao-launcher/internal/driver"
+	"github.com/ciao-project/ciao/payloads"
+)
+
+// stateFileName is the instance's state file inside its directory. Its
+// existence, with the directory, is what makes an instance exist.
+const stateFileName = "state"
+
+// stateVersion is written into every state file.
+const stateVersion = 1
+
+// instanceState is the content of an instance's state file: enough to
+// restart the instance (its START) and to find it again (its handle).
+type instanceState struct {
+	Version int `json:"version"`
+	// Kind names the driver (driver.KindProcess...).
+	Kind string `json:"kind"`
+	// Start is the START payload as received, all three documents.
+	Start []byte `json:"start"`
+	// Handle is the driver's handle of the last launch; empty before the
+	// first one succeeded.
+	Handle driver.Handle `json:"handle"`
+}
+
+func statePath(dir string) string { return filepath.Join(dir, stateFileName) }
+
+// save writes the state file atomically.
+func (s *instanceState) save(dir string) error {
+	s.Version = stateVersion
+	b, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(statePath(dir), b, 0o600)
+}
+
+// loadState reads an instance's state file.
+func loadState(dir string) (*instanceState, error) {
+	b, err := os.ReadFile(statePath(dir))
+	if err != nil {
+		return nil, err
+	}
+	var s instanceState
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("%s: %w", statePath(dir), err)
+	}
+	if s.Version != stateVersion {
+		return nil, fmt.Errorf("%s: unknown version %d", statePath(dir), s.Version)
+	}
+	return &s, nil
+}
+
+// startRequest is a decoded START.
+type startRequest struct {
+	id       string
+	cmd      payloads.StartCmd
+	raw      []byte
+	userData []byte
+	metaData []byte
+}
+
+// parseStart decodes and checks a START payload the way the 2016 launcher
+// does; the reason says how to answer a failure.
+func parseStart(payload []byte) (*startRequest, payloads.StartFailureReason, error) {
+	startYAML, userData, metaData, err := payloads.SplitStart(payload)
+	if err != nil {
+		return nil, payloads.StartInvalidPayload, err
+	}
+	var st payloads.Start
+	if err := yaml.Unmarshal(startYAML, &st); err != nil {
+		return nil, payloads.StartInvalidPayload, err
+	}
+	if err := st.Start.ValidateForLauncher(); err != nil {
+		return &startRequest{id: trimID(st.Start.InstanceUUID)}, payloads.StartInvalidData, err
+	}
+	if _, err := st.Start.Firmware(); err != nil {
+		return nil, payloads.StartInvalidData, err
+	}
+	for _, r := range st.Start.RequestedResources {
+		if r.Value < 0 {
+			return &startRequest{id: trimID(st.Start.InstanceUUID)}, payloads.StartInvalidData,
+				fmt.Errorf("%w: negative %s", payloads.ErrInvalidData, r.Type)
+		}
+	}
+	return &startRequest{
+		id:       trimID(st.Start.InstanceUUID),
+		cmd:      st.Start,
+		raw:      payload,
+		userData: userData,
+		metaData: metaData,
+	}, "", nil
+}
+
+// spec turns a START into a driver spec.
+func (r *startRequest) spec(dir string, network bool) driver.Spec {
+	vcpus, _ := r.cmd.VCPUs()
+	mem, _ := r.cmd.MemMB()
+	disk, _ := r.cmd.DiskMB()
+	fw, _ := r.cmd.Firmware()
+	hv, _ := r.cmd.Hypervisor()
+	image := r.cmd.ImageUUID
+	if hv == payloads.HypervisorDocker {
+		image = r.cmd.DockerImage
+	}
+	return driver.Spec{
+		InstanceUUID: r.id,
+		Dir:          dir,
+		VCPUs:        vcpus,
+		MemMB:        mem,
+		DiskMB:       disk,
+		Image:        image,
+		Legacy:       fw == payloads.FirmwareLegacy,
+		Network:      network,
+		UserData:     r.userData,
+		MetaData:     r.metaData,
+	}
+}
+
+// foundInstance is an instance directory found at start-up.
+type foundInstance struct {
+	id    string
+	dir   string
+	state *instanceState
+	req   *startRequest
+}
+
+// scanInstances lists the instance directories under root. Directories
+// whose state cannot be read are reported in bad.
+func scanInstances(root string) (found []foundInstance, bad []string, err error) {
+	ents, err := os.ReadDir(root)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, e := range ents {
+		if !e.IsDir() {
+			continue
+		}
+		dir := filepath.Join(root, e.Name())
+		st, err := loadState(dir)
+		if err != nil {
+			glog.Warningf("launcher: instance directory %s: %v", dir, err)
+			bad = append(bad, dir)
+			continue
+		}
+		req, _, err := parseStart(st.Start)
+		if err != nil {
+			glog.Warningf("launcher: instance directory %s: stored START: %v", dir, err)
+			bad = append(bad, dir)
+			continue
+		}
+		if req.id != e.Name() {
+			glog.Warningf("launcher: instance directory %s holds instance %s", dir, req.id)
+			bad = append(bad, dir)
+			continue
+		}
+		found = append(found, foundInstance{id: req.id, dir: dir, state: st, req: req})
+	}
+	return found, bad, nil
+}
+
+// hardReset stops and deletes every instance under cfg.StateDir and removes
+// their directories, including those whose state is unreadable.
+func hardReset(ctx context.Context, cfg Config, drivers driver.Registry) error {
+	found, bad, err := scanInstances(cfg.StateDir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("hard reset: %w", err)
+	}
+	var errs []error
+	for _, f := range found {
+		if f.state.Handle.Driver != "" {
+			d, err := drivers.Lookup(f.state.Kind)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("hard reset of %s: %w", f.id, err))
+				continue // keep the directory: something still runs
+			}
+			if err := d.Delete(ctx, f.state.Handle); err != nil {
+				errs = append(errs, fmt.Errorf("hard reset of %s: %w", f.id, err))
+				continue
+			}
+		}
+		glog.Infof("launcher: hard reset: removed instance %s", f.id)
+		if err := os.RemoveAll(f.dir); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, dir := range bad {
+		glog.Warningf("launcher: hard reset: removing unreadable instance directory %s", dir)
+		if err := os.RemoveAll(dir); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func trimID(s string) string { return strings.TrimSpace(s) }
