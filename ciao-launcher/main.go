@@ -18,6 +18,7 @@ import (
 	"github.com/golang/glog"
 
 	"github.com/ciao-project/ciao/ciao-launcher/internal/launcher"
+	"github.com/ciao-project/ciao/qemu"
 )
 
 const defaultLogDir = "/var/lib/ciao/logs/launcher"
@@ -45,6 +46,11 @@ func parseFlags(fs *flag.FlagSet, args []string) (launcher.Config, options, erro
 	fs.StringVar(&cfg.LockFile, "lock-file", cfg.LockFile, "lock file that keeps a second launcher off the node (empty: none)")
 	fs.StringVar(&cfg.MaintenanceFile, "maintenance-file", cfg.MaintenanceFile, "file marking an evacuated node")
 	fs.StringVar(&cfg.CgroupRoot, "cgroup-root", cfg.CgroupRoot, "cgroup v2 mount for process instances (empty: no cgroups)")
+	fs.StringVar(&cfg.ImageDir, "image-dir", cfg.ImageDir, "VM image cache: <dir>/<image_uuid> is a disk image or a directory with disk.qcow2 and/or kernel, initrd, cmdline")
+	fs.Func("accel", "VM accelerator: auto (KVM, falling back to TCG when guests hang), kvm or tcg", func(s string) (err error) {
+		cfg.Accel, err = qemu.ParseAccel(s)
+		return err
+	})
 	fs.DurationVar(&cfg.StatsInterval, "stats-interval", cfg.StatsInterval, "period of the status and STATS reports")
 	fs.DurationVar(&cfg.ResourceInterval, "resource-interval", cfg.ResourceInterval, "period of per-instance resource samples")
 	fs.DurationVar(&cfg.PollInterval, "poll-interval", cfg.PollInterval, "how often running instances are checked for exit")

@@ -12,3 +12,7 @@ if [ -n "$missing" ]; then
 	[ "$(id -u)" -eq 0 ] || sudo="sudo -n"
 	$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $missing
 fi
+# Services and images the integration tests use, all made locally.
+./scripts/start-dockerd.sh
+./scripts/test-image.sh
+./scripts/build-vm-image.sh

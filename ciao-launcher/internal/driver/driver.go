@@ -117,6 +117,14 @@ type Waiter interface {
 	Wait(ctx context.Context, h Handle) error
 }
 
+// Resetter is an optional interface for backends whose instances can
+// outlive their state directory (containers kept by dockerd): a hard reset
+// calls Reset to remove every instance the launcher using the instances
+// directory root ever created, known to the state directory or not.
+type Resetter interface {
+	Reset(ctx context.Context, root string) error
+}
+
 // Registry maps instance kinds to drivers. It is filled before the launcher
 // starts and read-only afterwards.
 type Registry map[string]Driver

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/ciao-project/ciao/ciao-launcher/internal/driver"
+	qemulib "github.com/ciao-project/ciao/qemu"
 )
 
 // Config is the launcher's configuration, a value built by DefaultConfig
@@ -43,6 +44,10 @@ type Config struct {
 	CgroupRoot string
 	// ProcRoot is where procfs is mounted (node statistics).
 	ProcRoot string
+	// ImageDir is the VM image cache (layout: the qemu driver's doc).
+	ImageDir string
+	// Accel is the VM accelerator; auto falls back to TCG when KVM hangs.
+	Accel qemulib.Accel
 
 	// StatsInterval is the period of the status + STATS report (6 s).
 	StatsInterval time.Duration
@@ -79,6 +84,7 @@ func DefaultConfig() Config {
 		MaintenanceFile:  "/var/lib/ciao/data/launcher/maintenance",
 		CgroupRoot:       "/sys/fs/cgroup",
 		ProcRoot:         "/proc",
+		ImageDir:         "/var/lib/ciao/images",
 		StatsInterval:    6 * time.Second,
 		ResourceInterval: 30 * time.Second,
 		PollInterval:     time.Second,

@@ -14,7 +14,9 @@ import (
 	yaml "gopkg.in/yaml.v2"
 
 	"github.com/ciao-project/ciao/ciao-launcher/internal/driver"
+	"github.com/ciao-project/ciao/ciao-launcher/internal/driver/docker"
 	"github.com/ciao-project/ciao/ciao-launcher/internal/driver/process"
+	qemudrv "github.com/ciao-project/ciao/ciao-launcher/internal/driver/qemu"
 	"github.com/ciao-project/ciao/ciao-launcher/internal/driver/sim"
 	"github.com/ciao-project/ciao/payloads"
 	"github.com/ciao-project/ciao/ssntp"
@@ -90,8 +92,11 @@ func (n notifier) ErrorNotify(e ssntp.Error, _ *ssntp.Frame) {
 }
 
 // Drivers builds the driver registry cfg asks for: the simulator for every
-// kind with Simulation, else the process driver (if allowed). QEMU and
-// Docker are not available yet: their STARTs fail with launch_failure.
+// kind with Simulation, else the process driver (if allowed) and Docker.
+// Docker is registered without asking the engine, so that a launcher
+// started before dockerd still comes up: its container STARTs then fail
+// with launch_failure and a log naming the engine that does not answer.
+// Release the registry with closeDrivers.
 func Drivers(cfg Config) driver.Registry {
 	if cfg.Drivers != nil {
 		return cfg.Drivers
@@ -103,7 +108,44 @@ func Drivers(cfg Config) driver.Registry {
 	if cfg.Process {
 		r[driver.KindProcess] = process.New(processConfig(cfg))
 	}
+	r[driver.KindQEMU] = qemudrv.New(qemuConfig(cfg))
+	dc := docker.DefaultConfig()
+	dc.StopGrace = cfg.StopGrace
+	if d, err := docker.New(dc); err != nil {
+		glog.Errorf("launcher: no Docker driver, container STARTs will fail: %v", err)
+	} else {
+		r[driver.KindDocker] = d
+	}
 	return r
+}
+
+// closeDrivers releases what the drivers of a registry built by Drivers
+// hold (engine connections); the instances are not touched. Drivers given
+// in cfg.Drivers belong to the caller.
+func closeDrivers(cfg Config, r driver.Registry) {
+	if cfg.Drivers != nil {
+		return
+	}
+	for _, d := range r {
+		if c, ok := d.(interface{ Close() error }); ok {
+			_ = c.Close()
+		}
+	}
+}
+
+// qemuConfig is the QEMU driver's configuration: the image cache and
+// accelerator come from the flags; the auto accelerator verdict is kept
+// next to the instances so that a restarted launcher remembers it.
+func qemuConfig(cfg Config) qemudrv.Config {
+	qc := qemudrv.DefaultConfig()
+	if cfg.ImageDir != "" {
+		qc.ImageDir = cfg.ImageDir
+	}
+	qc.Accel = cfg.Accel
+	qc.AccelFile = filepath.Join(cfg.StateDir, ".qemu-accel")
+	qc.ProcRoot = cfg.ProcRoot
+	qc.StopGrace = cfg.StopGrace
+	return qc
 }
 
 func processConfig(cfg Config) process.Config {
@@ -125,6 +167,10 @@ func HardReset(ctx context.Context, cfg Config) error {
 	if _, ok := drivers[driver.KindSim]; !ok {
 		drivers[driver.KindSim] = sim.New()
 	}
+	if _, ok := drivers[driver.KindQEMU]; !ok {
+		drivers[driver.KindQEMU] = qemudrv.New(qemuConfig(cfg))
+	}
+	defer closeDrivers(cfg, drivers)
 	return hardReset(ctx, cfg, drivers)
 }
 
@@ -166,6 +212,7 @@ func Run(ctx context.Context, cfg Config) error {
 		diskAvail:  -1,
 		lastStatus: ssntp.READY,
 	}
+	defer closeDrivers(cfg, l.drivers) // after run has waited for the instance goroutines
 	if _, err := os.Stat(cfg.MaintenanceFile); cfg.MaintenanceFile != "" && err == nil {
 		l.maintenance = true
 		glog.Infof("launcher: node is in maintenance (evacuated); remove %s or run with -restore to take work again", cfg.MaintenanceFile)

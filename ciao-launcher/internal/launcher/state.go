@@ -206,6 +206,15 @@ func hardReset(ctx context.Context, cfg Config, drivers driver.Registry) error {
 			errs = append(errs, err)
 		}
 	}
+	// Containers whose directory is gone (a launcher that died between
+	// creating one and saving its handle) are found by label only.
+	for _, kind := range drivers.Kinds() {
+		if r, ok := drivers[kind].(driver.Resetter); ok {
+			if err := r.Reset(ctx, filepath.Clean(cfg.StateDir)); err != nil {
+				errs = append(errs, fmt.Errorf("hard reset of %s instances: %w", kind, err))
+			}
+		}
+	}
 	return errors.Join(errs...)
 }
 
