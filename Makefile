@@ -14,7 +14,9 @@ help: ## list the targets
 
 build: ## build every command into ./bin
 	@mkdir -p $(BIN)
-	$(GO) build -o $(BIN)/ ./ssntp/ciao-cert ./ssntp/ssntp-bench ./osprepare/cmd/ciao-osprepare
+	$(GO) build -o $(BIN)/ ./ciao-scheduler ./ciao-launcher ./ssntp/ciao-cert ./ssntp/ssntp-bench \
+		./osprepare/cmd/ciao-osprepare ./ciao-scheduler/ciao-scheduler-load \
+		./ciao-launcher/cmd/launcher-bench ./ciao-launcher/cmd/vm-bench
 
 deps: ## install the OS packages Ciao and its tests use (osprepare; root or sudo)
 	@./scripts/install-test-deps.sh
@@ -38,9 +40,12 @@ fuzz-short: ## every fuzz target for a few seconds (FUZZTIME=3s)
 fuzz: ## every fuzz target for FUZZTIME (default 60s)
 	@./scripts/fuzz.sh $(FUZZTIME)
 
-bench: ## Go benchmarks and the bench commands, one line per figure
-	$(GO) test -run='^$$' -bench=. -benchmem ./ssntp/... ./uuid/ ./payloads/
-	$(GO) run ./ssntp/ssntp-bench
+bench: build ## Go benchmarks and the bench commands, one line per figure
+	$(GO) test -run='^$$' -bench=. -benchmem ./ssntp/... ./uuid/ ./payloads/ ./ciao-scheduler/...
+	$(BIN)/ssntp-bench
+	$(BIN)/ciao-scheduler-load -scheduler $(BIN)/ciao-scheduler -agents 1000 -starts 100000 -rate 10000
+	$(BIN)/launcher-bench
+	$(BIN)/vm-bench
 
 clean: ## remove build output
 	rm -rf $(BIN)
