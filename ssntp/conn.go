@@ -121,7 +121,7 @@ const idleBuffer = 64 << 10
 // idle connection has no writer goroutine at all.
 type wireConn struct {
 	nc           net.Conn
-	dec          *gob.Decoder
+	dec          *frameDecoder
 	writeTimeout time.Duration
 	maxFrame     uint64
 	self         Node // this endpoint, as it appears in trace hops
@@ -130,6 +130,7 @@ type wireConn struct {
 	mu      sync.Mutex // guards everything below
 	cond    sync.Cond  // broadcast when the writer drains, stops or fails
 	enc     *gob.Encoder
+	frameID int64     // gob's id for Frame, once enc has defined it (see encode.go)
 	pending []byte    // encoded frames not yet handed to the socket
 	spare   []byte    // the writer's previous batch, reused
 	writing bool      // a writer goroutine is running
@@ -149,7 +150,7 @@ func (w pendingWriter) Write(b []byte) (int, error) {
 func newWireConn(nc net.Conn, maxFrame uint64, writeTimeout time.Duration, self Node) *wireConn {
 	c := &wireConn{
 		nc:           nc,
-		dec:          gob.NewDecoder(&frameReader{r: nc, max: maxFrame}),
+		dec:          newFrameDecoder(nc, maxFrame),
 		writeTimeout: writeTimeout,
 		maxFrame:     maxFrame,
 		self:         self,
@@ -214,8 +215,16 @@ func (c *wireConn) writeFrame(f *Frame) error {
 	if f.PathTrace() && len(f.Trace.Path) > 0 {
 		f.Trace.Path[len(f.Trace.Path)-1].TxTimestamp = time.Now().UTC()
 	}
-	if err := c.enc.Encode(f); err != nil {
-		return err
+	if c.frameID != 0 && f.Trace == nil {
+		c.pending = appendFrame(c.pending, c.frameID, f)
+	} else {
+		start := len(c.pending)
+		if err := c.enc.Encode(f); err != nil {
+			return err
+		}
+		if c.frameID == 0 {
+			c.frameID = lastValueTypeID(c.pending[start:])
+		}
 	}
 	if !c.writing {
 		c.writing = true
@@ -280,8 +289,8 @@ func (c *wireConn) drain(d time.Duration) {
 // readFrame decodes the next frame. A path-traced frame gets this
 // endpoint's receive hop appended.
 func (c *wireConn) readFrame() (*Frame, error) {
-	f := new(Frame)
-	if err := c.dec.Decode(f); err != nil {
+	f, err := c.dec.decode()
+	if err != nil {
 		return nil, err
 	}
 	if f.Trace != nil {
