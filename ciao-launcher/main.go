@@ -45,7 +45,7 @@ func parseFlags(fs *flag.FlagSet, args []string) (launcher.Config, options, erro
 	fs.StringVar(&cfg.UUIDDir, "uuid-dir", cfg.UUIDDir, "directory keeping the launcher's SSNTP UUID")
 	fs.StringVar(&cfg.LockFile, "lock-file", cfg.LockFile, "lock file that keeps a second launcher off the node (empty: none)")
 	fs.StringVar(&cfg.MaintenanceFile, "maintenance-file", cfg.MaintenanceFile, "file marking an evacuated node")
-	fs.StringVar(&cfg.CgroupRoot, "cgroup-root", cfg.CgroupRoot, "cgroup v2 mount for process instances (empty: no cgroups)")
+	fs.StringVar(&cfg.CgroupRoot, "cgroup-root", cfg.CgroupRoot, "cgroup root for process instances: the v2 mount, or the directory holding the v1 controller mounts (empty: no cgroups)")
 	fs.StringVar(&cfg.ImageDir, "image-dir", cfg.ImageDir, "VM image cache: <dir>/<image_uuid> is a disk image or a directory with disk.qcow2 and/or kernel, initrd, cmdline")
 	fs.Func("accel", "VM accelerator: auto (KVM, falling back to TCG when guests hang), kvm or tcg", func(s string) (err error) {
 		cfg.Accel, err = qemu.ParseAccel(s)

@@ -4,6 +4,11 @@
 // to back. It prints one line per figure. It needs a running engine and the
 // image (scripts/start-dockerd.sh, scripts/test-image.sh), and removes
 // every container it creates.
+//
+// With -rss process or -rss docker it instead measures the memory of the
+// real launcher binary running -n instances of that backend, started by an
+// in-process scheduler (see runRSS); run it as root from the repository
+// (it builds ./ciao-launcher unless -launcher names a binary).
 package main
 
 import (
@@ -24,9 +29,17 @@ import (
 func main() {
 	img := flag.String("image", "ciao-test/busybox:latest", "image to start (must be loaded)")
 	runs := flag.Int("runs", 7, "single-start samples per side")
-	n := flag.Int("n", 100, "containers started back to back per side")
+	n := flag.Int("n", 100, "containers started back to back per side; instances with -rss")
+	rss := flag.String("rss", "", "measure the launcher's RSS with -n instances of this backend (process or docker) instead")
+	bin := flag.String("launcher", "", "ciao-launcher binary for -rss (default: build it)")
 	flag.Parse()
-	if err := run(context.Background(), *img, *runs, *n); err != nil {
+	var err error
+	if *rss != "" {
+		err = runRSS(context.Background(), *rss, *bin, *img, *n)
+	} else {
+		err = run(context.Background(), *img, *runs, *n)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "launcher-bench:", err)
 		os.Exit(1)
 	}

@@ -40,7 +40,9 @@ type Config struct {
 	LockFile string
 	// MaintenanceFile exists while the node is evacuated.
 	MaintenanceFile string
-	// CgroupRoot is the cgroup v2 mount for process instances ("" = none).
+	// CgroupRoot is the cgroup root for process instances: the v2 mount,
+	// or where the v1 controllers are mounted on a v1/hybrid host ("" =
+	// none).
 	CgroupRoot string
 	// ProcRoot is where procfs is mounted (node statistics).
 	ProcRoot string

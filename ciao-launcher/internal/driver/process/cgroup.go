@@ -13,20 +13,42 @@ import (
 	"github.com/golang/glog"
 )
 
-// cgroupParent is the directory under the cgroup v2 root that holds one
-// directory per process instance.
+// cgroupParent is the directory under the cgroup v2 root (or under each v1
+// controller's mount) that holds one directory per process instance.
 const cgroupParent = "ciao"
+
+// cpuPeriod is the CFS period, in µs, both hierarchies' CPU limits use.
+const cpuPeriod = 100000
+
+// cgroupV2Usable reports whether root is a cgroup v2 mount offering the
+// memory and cpu controllers. On a hybrid host root is a tmpfs holding the
+// v1 mounts and has no cgroup.controllers; a v2 root whose controllers are
+// bound to v1 hierarchies elsewhere lists neither.
+func cgroupV2Usable(root string) error {
+	b, err := os.ReadFile(filepath.Join(root, "cgroup.controllers"))
+	if err != nil {
+		return fmt.Errorf("no cgroup v2 hierarchy at %s: %w", root, err)
+	}
+	have := map[string]bool{}
+	for _, c := range strings.Fields(string(b)) {
+		have[c] = true
+	}
+	if !have["memory"] || !have["cpu"] {
+		return fmt.Errorf("cgroup v2 at %s lacks the memory or cpu controller (has %q)", root, strings.TrimSpace(string(b)))
+	}
+	return nil
+}
 
 // cgroupCreate makes <root>/ciao/<id> with the instance's limits:
 // memory.max = memMB MiB and cpu.max = vcpus whole CPUs. It returns the
 // directory, or an error if cgroup v2 is not usable there, in which case
-// the caller runs the instance without limits (and says so).
+// the caller tries cgroup v1 (cgroupCreateV1).
 func cgroupCreate(root, id string, vcpus, memMB int) (string, error) {
 	if root == "" {
 		return "", errors.New("cgroups disabled")
 	}
-	if _, err := os.Stat(filepath.Join(root, "cgroup.controllers")); err != nil {
-		return "", fmt.Errorf("no cgroup v2 hierarchy at %s: %w", root, err)
+	if err := cgroupV2Usable(root); err != nil {
+		return "", err
 	}
 	parent := filepath.Join(root, cgroupParent)
 	if err := os.MkdirAll(parent, 0o755); err != nil {
@@ -49,8 +71,7 @@ func cgroupCreate(root, id string, vcpus, memMB int) (string, error) {
 		}
 	}
 	if vcpus > 0 {
-		const period = 100000
-		if err := writeFile(filepath.Join(dir, "cpu.max"), fmt.Sprintf("%d %d", vcpus*period, period)); err != nil {
+		if err := writeFile(filepath.Join(dir, "cpu.max"), fmt.Sprintf("%d %d", vcpus*cpuPeriod, cpuPeriod)); err != nil {
 			glog.Warningf("process: %s: no CPU limit: %v", id, err)
 		}
 	}

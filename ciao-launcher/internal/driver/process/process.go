@@ -1,8 +1,11 @@
 // Package process is ciao-launcher's bare-metal backend: an instance is a
 // host process started from the workload's command (see Marker), in its own
-// process group and, where cgroup v2 is writable, in its own cgroup
-// <root>/ciao/<instance> with memory.max and cpu.max taken from the START.
-// Its stdout and stderr go to stdout.log and stderr.log in the instance
+// process group and in its own cgroups with the memory and CPU limits of
+// the START: on cgroup v2 (preferred) <root>/ciao/<instance> with
+// memory.max and cpu.max, else on a v1 or hybrid host
+// <root>/{memory,cpu,cpuacct}/ciao/<instance> with memory.limit_in_bytes
+// and a CFS quota. Without either it runs unlimited, with a warning. Its
+// stdout and stderr go to stdout.log and stderr.log in the instance
 // directory.
 //
 // The process is not tied to the launcher: it runs in its own process group
@@ -32,7 +35,8 @@ import (
 // Config tunes the driver. The zero value is not usable; start from
 // DefaultConfig.
 type Config struct {
-	// CgroupRoot is the cgroup v2 mount point; "" runs instances without
+	// CgroupRoot is the cgroup v2 mount point, or on a v1/hybrid host the
+	// directory holding the v1 controller mounts; "" runs instances without
 	// cgroups.
 	CgroupRoot string
 	// ProcRoot is where procfs is mounted.
@@ -80,8 +84,11 @@ func New(cfg Config) *Driver {
 
 // handleData is the driver's part of a Handle.
 type handleData struct {
-	Dir    string `json:"dir"`
+	Dir string `json:"dir"`
+	// Cgroup is the instance's cgroup v2 directory.
 	Cgroup string `json:"cgroup,omitempty"`
+	// CgroupV1 is set instead on a cgroup v1 host.
+	CgroupV1 *cgroupV1 `json:"cgroup_v1,omitempty"`
 }
 
 func decodeData(h driver.Handle) handleData {
@@ -121,9 +128,17 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (driver.Handle, er
 	defer stderr.Close()
 
 	cg, err := cgroupCreate(d.cfg.CgroupRoot, spec.InstanceUUID, spec.VCPUs, spec.MemMB)
+	var v1 *cgroupV1
 	if err != nil {
-		glog.Warningf("process: %s runs without CPU and memory limits: %v", spec.InstanceUUID, err)
 		cg = ""
+		var err1 error
+		if v1, err1 = cgroupCreateV1(d.cfg.CgroupRoot, spec.InstanceUUID, spec.VCPUs, spec.MemMB); err1 != nil {
+			glog.Warningf("process: %s runs without CPU and memory limits: %v; %v", spec.InstanceUUID, err, err1)
+			v1 = nil
+		}
+	}
+	if v1 != nil {
+		return d.startV1(spec, argv, stdout, stderr, v1)
 	}
 
 	newCmd := func() *exec.Cmd {
@@ -174,6 +189,68 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (driver.Handle, er
 	data, _ := json.Marshal(handleData{Dir: spec.Dir, Cgroup: cg})
 	glog.Infof("process: %s started pid %d: %q", spec.InstanceUUID, pid, argv)
 	return driver.Handle{Driver: driver.KindProcess, PID: pid, StartTicks: st.StartTicks, Data: data}, nil
+}
+
+// shimScript holds the workload back until the launcher has moved it into
+// its v1 groups: cgroup v1 cannot start a process inside a group
+// (CLONE_INTO_CGROUP is v2 only), and a process moved after it started may
+// already have forked children that stay outside. The shell blocks reading
+// its stdin, a pipe the launcher closes once the pid is placed, then execs
+// the workload (same pid, same start time, group membership kept) with the
+// /dev/null stdin it would have had.
+const shimScript = `read _; exec "$@" </dev/null`
+
+// startV1 starts argv through the shim, moves it into cg and lets it run.
+func (d *Driver) startV1(spec driver.Spec, argv []string, stdout, stderr *os.File, cg *cgroupV1) (driver.Handle, error) {
+	fail := func(err error) (driver.Handle, error) {
+		cg.kill()
+		_ = cg.remove()
+		return driver.Handle{}, fmt.Errorf("%w: %v", driver.ErrLaunch, err)
+	}
+	// The shim would only fail at its exec; a missing binary must fail the
+	// START as it does without cgroups.
+	if _, err := exec.LookPath(argv[0]); err != nil {
+		return fail(fmt.Errorf("starting %q: %v", argv[0], err))
+	}
+	hold, release, err := os.Pipe()
+	if err != nil {
+		return fail(err)
+	}
+	defer release.Close()
+	cmd := exec.Command("/bin/sh", append([]string{"-c", shimScript, "ciao-cgroup-shim"}, argv...)...)
+	cmd.Dir = spec.Dir
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = hold, stdout, stderr
+	cmd.Env = append(os.Environ(), "CIAO_INSTANCE_UUID="+spec.InstanceUUID)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	err = cmd.Start()
+	hold.Close()
+	if err != nil {
+		return fail(fmt.Errorf("starting the cgroup shim: %v", err))
+	}
+	pid := cmd.Process.Pid
+	_ = cmd.Process.Release() // never waited through os/exec: see Start
+	if err := cg.addProc(pid); err != nil {
+		glog.Warningf("process: %s: moving pid %d into its cgroups: %v", spec.InstanceUUID, pid, err)
+	}
+	st, err := readProcStat(d.cfg.ProcRoot, pid)
+	release.Close() // the workload runs from here
+	if err != nil {
+		_ = syscall.Kill(-pid, syscall.SIGKILL)
+		return fail(fmt.Errorf("reading start time of pid %d: %v", pid, err))
+	}
+	data, _ := json.Marshal(handleData{Dir: spec.Dir, CgroupV1: cg})
+	glog.Infof("process: %s started pid %d in cgroup v1 %v: %q", spec.InstanceUUID, pid, cg.dirs(), argv)
+	return driver.Handle{Driver: driver.KindProcess, PID: pid, StartTicks: st.StartTicks, Data: data}, nil
+}
+
+// killCgroup kills whatever is left in the handle's cgroups.
+func killCgroup(hd handleData) {
+	switch {
+	case hd.Cgroup != "":
+		_ = cgroupKill(hd.Cgroup)
+	case hd.CgroupV1 != nil:
+		hd.CgroupV1.kill()
+	}
 }
 
 // Running reports whether the handle's process is alive. A zombie child of
@@ -231,9 +308,7 @@ func (d *Driver) Stop(ctx context.Context, h driver.Handle) error {
 			if !killed {
 				glog.Warningf("process: pid %d ignored SIGTERM for %v, killing it", h.PID, d.cfg.StopGrace)
 				killed = true
-				if hd.Cgroup != "" {
-					_ = cgroupKill(hd.Cgroup)
-				}
+				killCgroup(hd)
 				d.signal(h, syscall.SIGKILL)
 			}
 		case <-tick.C:
@@ -249,12 +324,19 @@ func (d *Driver) signal(h driver.Handle, sig syscall.Signal) {
 	}
 }
 
-// Delete stops the process if it runs and removes its cgroup.
+// Delete stops the process if it runs and removes its cgroups, killing
+// what the workload left in them (daemons that left its process group), as
+// the kernel will not remove a group that still has processes.
 func (d *Driver) Delete(ctx context.Context, h driver.Handle) error {
 	if err := d.Stop(ctx, h); err != nil && !errors.Is(err, driver.ErrNotRunning) {
 		return err
 	}
-	return cgroupRemove(decodeData(h).Cgroup)
+	hd := decodeData(h)
+	killCgroup(hd)
+	if hd.CgroupV1 != nil {
+		return hd.CgroupV1.remove()
+	}
+	return cgroupRemove(hd.Cgroup)
 }
 
 // Adopt checks that the process the handle names still runs.
@@ -277,11 +359,19 @@ func (d *Driver) Stats(ctx context.Context, h driver.Handle) (driver.Stats, erro
 	if err != nil || !running {
 		return s, driver.ErrNotRunning
 	}
-	if hd.Cgroup != "" {
+	switch {
+	case hd.Cgroup != "":
 		if mb, err := cgroupMemMB(hd.Cgroup); err == nil {
 			s.MemMB = mb
 		}
 		if t, err := cgroupCPU(hd.Cgroup); err == nil {
+			s.CPUTime = t
+		}
+	case hd.CgroupV1 != nil:
+		if mb, err := hd.CgroupV1.memMB(); err == nil {
+			s.MemMB = mb
+		}
+		if t, err := hd.CgroupV1.cpu(); err == nil {
 			s.CPUTime = t
 		}
 	}
