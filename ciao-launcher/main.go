@@ -18,6 +18,7 @@ import (
 	"github.com/golang/glog"
 
 	"github.com/ciao-project/ciao/ciao-launcher/internal/launcher"
+	"github.com/ciao-project/ciao/osprepare"
 	"github.com/ciao-project/ciao/qemu"
 )
 
@@ -27,6 +28,7 @@ const defaultLogDir = "/var/lib/ciao/logs/launcher"
 type options struct {
 	hardReset bool
 	restore   bool
+	osprepare bool
 }
 
 func parseFlags(fs *flag.FlagSet, args []string) (launcher.Config, options, error) {
@@ -41,6 +43,7 @@ func parseFlags(fs *flag.FlagSet, args []string) (launcher.Config, options, erro
 	fs.BoolVar(&cfg.Simulation, "simulation", false, "run every instance on the simulation backend (scale tests)")
 	fs.BoolVar(&cfg.Process, "process", cfg.Process, "allow bare-metal process workloads (user data with #ciao-process)")
 	fs.BoolVar(&o.restore, "restore", false, "take an evacuated node out of maintenance before starting")
+	fs.BoolVar(&o.osprepare, "osprepare", true, "install the node's missing OS packages (qemu, docker, ...) at start")
 	fs.StringVar(&cfg.StateDir, "state-dir", cfg.StateDir, "directory holding one directory per instance")
 	fs.StringVar(&cfg.UUIDDir, "uuid-dir", cfg.UUIDDir, "directory keeping the launcher's SSNTP UUID")
 	fs.StringVar(&cfg.LockFile, "lock-file", cfg.LockFile, "lock file that keeps a second launcher off the node (empty: none)")
@@ -102,11 +105,39 @@ func run(ctx context.Context, cfg launcher.Config, o options) error {
 			return err
 		}
 	}
+	if o.osprepare {
+		prepareOS(ctx)
+	}
 	start := time.Now()
 	err := launcher.Run(ctx, cfg)
 	glog.Infof("ciao-launcher: exiting after %v (instances keep running)", time.Since(start).Round(time.Second))
 	return err
 }
+
+// prepareOS installs what the launcher's backends need, as the 2016
+// launcher did at every start. A failure is logged, not fatal: the
+// backends that lack their tools then answer STARTs with launch_failure.
+func prepareOS(ctx context.Context) {
+	cfg := osprepare.NewConfig()
+	cfg.Logger = glogLogger{}
+	inst, err := osprepare.New(cfg)
+	if err != nil {
+		glog.Warningf("ciao-launcher: osprepare: %v", err)
+		return
+	}
+	res, err := inst.Install(ctx, osprepare.Launcher)
+	if err != nil {
+		glog.Warningf("ciao-launcher: osprepare: %v", err)
+		return
+	}
+	glog.Infof("ciao-launcher: OS packages present %v, installed %v", res.Present, res.Installed)
+}
+
+type glogLogger struct{}
+
+func (glogLogger) Infof(format string, args ...any)    { glog.V(1).Infof(format, args...) }
+func (glogLogger) Warningf(format string, args ...any) { glog.Warningf(format, args...) }
+func (glogLogger) Errorf(format string, args ...any)   { glog.Errorf(format, args...) }
 
 // setupLogDir gives glog the 2016 default log directory unless the command
 // line chose where logs go.

@@ -118,7 +118,7 @@ func testBinarySIGKILL(t *testing.T, dir, id string, tc sigkillCase) {
 		"-state-dir", stateDir, "-uuid-dir", filepath.Join(dir, "uuid"), "-lock-file", filepath.Join(dir, "lock"),
 		"-maintenance-file", filepath.Join(dir, "maintenance"), "-cgroup-root", "",
 		"-stats-interval", "200ms", "-poll-interval", "50ms", "-resource-interval", "100ms",
-		"-mem-low-water", "0", "-mem-high-water", "0", "-logtostderr", "-v", "1",
+		"-mem-low-water", "0", "-mem-high-water", "0", "-logtostderr", "-v", "1", "-osprepare=false",
 	}, tc.args...)
 
 	start := func(name string) *exec.Cmd {

@@ -140,7 +140,7 @@ func runRSS(ctx context.Context, backend, bin, img string, n int) error {
 	port := strings.TrimPrefix(srv.Addr().String()[strings.LastIndexByte(srv.Addr().String(), ':'):], ":")
 
 	stateDir := filepath.Join(tmp, "instances")
-	args := []string{"-cacert", ca, "-cert", cert, "-server", "localhost", "-port", port,
+	args := []string{"-osprepare=false", "-cacert", ca, "-cert", cert, "-server", "localhost", "-port", port,
 		"-state-dir", stateDir, "-uuid-dir", filepath.Join(tmp, "uuid"), "-lock-file", filepath.Join(tmp, "lock"),
 		"-maintenance-file", filepath.Join(tmp, "maintenance"), "-network=false",
 		"-stats-interval", "500ms", "-resource-interval", "500ms",

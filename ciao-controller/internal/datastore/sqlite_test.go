@@ -1,0 +1,237 @@
+package datastore
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func openAt(t testing.TB, path string) *SQLite {
+	t.Helper()
+	s, err := OpenSQLite(context.Background(), NewConfig(path))
+	if err != nil {
+		t.Fatalf("open %s: %v", path, err)
+	}
+	return s
+}
+
+func TestSQLiteConfigValidate(t *testing.T) {
+	cfg := NewConfig("")
+	wantErr(t, cfg.Validate(), ErrInvalid)
+	cfg = NewConfig("x.db")
+	cfg.ReadConns = 0
+	wantErr(t, cfg.Validate(), ErrInvalid)
+}
+
+// TestSQLiteMigrations: migrations are applied once, and a reopen keeps
+// both the data and the migration log as they were.
+func TestSQLiteMigrations(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "ciao.db")
+	s := openAt(t, path)
+	seed(t, s, "T")
+	mustCreate(t, s, req("a", "T"))
+	count := func(s *SQLite) (n int) {
+		if err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	want, _ := migrationFS.ReadDir("migrations")
+	if n := count(s); n != len(want) {
+		t.Fatalf("applied %d migrations, want %d", n, len(want))
+	}
+	var mode string
+	s.w.QueryRowContext(ctx, `PRAGMA journal_mode`).Scan(&mode)
+	var fk int
+	s.w.QueryRowContext(ctx, `PRAGMA foreign_keys`).Scan(&fk)
+	if mode != "wal" || fk != 1 {
+		t.Fatalf("journal_mode %q foreign_keys %d", mode, fk)
+	}
+	s.Close()
+	for i := 0; i < 2; i++ {
+		s = openAt(t, path)
+		if n := count(s); n != len(want) {
+			t.Fatalf("reopen %d: %d migrations recorded", i, n)
+		}
+		if in, err := s.Instance(ctx, "a"); err != nil || in.IP != "172.16.0.2" {
+			t.Fatalf("reopen %d: instance = %+v %v", i, in, err)
+		}
+		s.Close()
+	}
+	// The claimed subnets are storage, so a new tenant after a restart
+	// never gets T's /24 (quirk Q12 b).
+	s = openAt(t, path)
+	defer s.Close()
+	s.CreateTenant(ctx, Tenant{ID: "U"})
+	if a, _ := s.AllocateAddress(ctx, "U"); a.IP != "172.16.1.2" {
+		t.Fatalf("U after restart got %+v", a)
+	}
+}
+
+const childEnv = "CIAO_DATASTORE_KILL_CHILD"
+
+// TestSQLiteSIGKILL re-executes the test binary as a child that creates
+// instances and prints each id after its commit. The parent kills it with
+// SIGKILL mid-way, reopens the file and checks that every reported
+// instance is there with its address, and nothing is half-created.
+func TestSQLiteSIGKILL(t *testing.T) {
+	if path := os.Getenv(childEnv); path != "" {
+		killChild(path)
+		return
+	}
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "ciao.db")
+	s := openAt(t, path)
+	seed(t, s, "T")
+	s.Close()
+
+	cmd := exec.Command(os.Args[0], "-test.run=^TestSQLiteSIGKILL$", "-test.count=1")
+	cmd.Env = append(os.Environ(), childEnv+"="+path)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	const killAfter = 150
+	var committed []string
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		committed = append(committed, sc.Text())
+		if len(committed) == killAfter {
+			if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	for sc.Scan() { // drain what was already written
+		committed = append(committed, sc.Text())
+	}
+	err = cmd.Wait()
+	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+		t.Fatalf("child was not killed by SIGKILL (%v); it committed %d", err, len(committed))
+	}
+	if len(committed) < killAfter {
+		t.Fatalf("child reported only %d commits", len(committed))
+	}
+
+	s = openAt(t, path)
+	defer s.Close()
+	for _, id := range committed {
+		in, err := s.Instance(ctx, id)
+		if err != nil || in.IP == "" || in.MAC == "" {
+			t.Fatalf("committed instance %s after kill: %+v %v", id, in, err)
+		}
+	}
+	p, err := s.Instances(ctx, InstanceQuery{TenantID: "T"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Consistency: one address per instance, usage equals the instances.
+	addrs, _ := s.Addresses(ctx, "T")
+	owner := map[string]string{}
+	for _, a := range addrs {
+		owner[a.InstanceID] = a.IP
+	}
+	for _, in := range p.Instances {
+		if owner[in.ID] != in.IP {
+			t.Fatalf("instance %s has IP %s but the address table says %q", in.ID, in.IP, owner[in.ID])
+		}
+	}
+	q := usageOf(t, s, "T")
+	if len(addrs) != p.Total || q[ResInstances].Usage != p.Total || q[ResVCPUs].Usage != 2*p.Total {
+		t.Fatalf("after kill: %d instances, %d addresses, usage %+v", p.Total, len(addrs), q)
+	}
+	t.Logf("child reported %d commits before SIGKILL; %d instances stored", len(committed), p.Total)
+}
+
+func killChild(path string) {
+	s, err := OpenSQLite(context.Background(), NewConfig(path))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "child open:", err)
+		os.Exit(2)
+	}
+	w := bufio.NewWriter(os.Stdout)
+	for i := 0; ; i++ {
+		id := fmt.Sprintf("k%06d", i)
+		if _, err := s.CreateInstances(context.Background(), []InstanceRequest{req(id, "T")}); err != nil {
+			fmt.Fprintln(os.Stderr, "child create:", err)
+			os.Exit(2)
+		}
+		fmt.Fprintln(w, id)
+		w.Flush()
+		if i > 100000 {
+			fmt.Fprintln(os.Stderr, "child was never killed")
+			os.Exit(3)
+		}
+	}
+}
+
+// ---- benchmarks ----
+
+func benchStore(b *testing.B) *SQLite {
+	s := NewTestSQLite(b, nil)
+	seed(b, s, "T")
+	return s
+}
+
+func BenchmarkSQLiteCreateInstance(b *testing.B) {
+	s := benchStore(b)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := s.CreateInstances(context.Background(), []InstanceRequest{req(fmt.Sprintf("i%08d", i), "T")}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func createMany(b *testing.B, s Store, tenant string, n int) {
+	ctx := context.Background()
+	for lo := 0; lo < n; lo += 500 {
+		var reqs []InstanceRequest
+		for i := lo; i < lo+500 && i < n; i++ {
+			reqs = append(reqs, req(fmt.Sprintf("%s-%08d", tenant, i), tenant))
+		}
+		if _, err := s.CreateInstances(ctx, reqs); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkSQLiteList10k(b *testing.B) {
+	s := benchStore(b)
+	createMany(b, s, "T", 10000)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		p, err := s.Instances(context.Background(), InstanceQuery{TenantID: "T"})
+		if err != nil || len(p.Instances) != 10000 {
+			b.Fatalf("%d %v", len(p.Instances), err)
+		}
+	}
+}
+
+func BenchmarkSQLiteStats1k(b *testing.B) {
+	s := benchStore(b)
+	createMany(b, s, "T", 1000)
+	rep := StatsReport{NodeID: "N", Node: &NodeStats{Status: "READY", Load: 1}}
+	for i := 0; i < 1000; i++ {
+		rep.Instances = append(rep.Instances, InstanceStats{InstanceID: fmt.Sprintf("T-%08d", i), State: StateActive, CPUUsage: 10})
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		rep.Time = time.Now()
+		if err := s.RecordStats(context.Background(), rep); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
