@@ -92,6 +92,11 @@ func TestWithRealScheduler(t *testing.T) {
 		t.Fatalf("node connected as %q", node.NodeType)
 	}
 
+	// The launcher sends READY and then STATS on the same connection: once
+	// its STATS is relayed, the scheduler knows the node is ready.
+	for st := ctl.NextStats(t); st.NodeUUID != node.NodeUUID; st = ctl.NextStats(t) {
+	}
+
 	const id = "5c4ed01e-0000-4000-8000-000000000001"
 	ud := "---\n#cloud-config\n#ciao-process\nruncmd:\n  - [ sleep, \"300\" ]\n...\n"
 	ctl.SendCommand(t, ssntp.START, startPayload(t, id, ud, testutil.StartMemMB(32)))
