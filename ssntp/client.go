@@ -204,6 +204,7 @@ func (cl *Client) run(first chan<- error) {
 			first = nil
 		}
 		cl.ntf.ConnectNotify()
+		connected := time.Now()
 		cl.readLoop(wc)
 		cl.mu.Lock()
 		cl.conn = nil
@@ -212,6 +213,20 @@ func (cl *Client) run(first chan<- error) {
 		cl.ntf.DisconnectNotify()
 		if cl.ctx.Err() != nil {
 			return
+		}
+		// A connection that ends soon after it began was most likely
+		// refused by the server (another endpoint with our UUID took our
+		// place, say): reconnecting at once would make two such clients
+		// evict each other in a tight loop. Otherwise reconnect at once,
+		// as the 2016 client does after a server restart.
+		if lived := time.Since(connected); lived < 5*cl.cfg.BackoffUnit {
+			wait := time.Duration(1+rand.IntN(5)) * cl.cfg.BackoffUnit
+			cl.cfg.Log.Warningf("ssntp: connection lasted only %v; reconnecting in %v", lived.Round(time.Millisecond), wait)
+			select {
+			case <-time.After(wait):
+			case <-cl.ctx.Done():
+				return
+			}
 		}
 	}
 }

@@ -705,29 +705,63 @@ func TestReconnect(t *testing.T) {
 
 func TestDuplicateUUID(t *testing.T) {
 	// §8.5: a second connection with the same UUID replaces the first; the
-	// application sees disconnect then connect, and the dying session does
-	// not remove the new one.
+	// application sees disconnect then connect, the old connection is
+	// closed, and the dying session does not remove the new one. (The
+	// first endpoint is a raw connection, which does not reconnect.)
 	s := startServer(t, nil)
 	id := uuid.Generate()
-	cfg := func(c *ssntp.Config) { c.UUID = id }
-	_, rec1 := dialClient(t, s, ssntp.AGENT, cfg)
+	r := rawDial(t, s, testutil.TestCerts(t).Cert(t, ssntp.AGENT))
+	r.connect(t, goodConnect(id, ssntp.AGENT))
+	var cf ssntp.ConnectedFrame
+	if err := r.dec.Decode(&cf); err != nil {
+		t.Fatal(err)
+	}
 	s.rec.next(t, "connect")
-	cl2, _ := dialClient(t, s, ssntp.AGENT, cfg)
+	cl2, _ := dialClient(t, s, ssntp.AGENT, func(c *ssntp.Config) { c.UUID = id })
 	if e := s.rec.next(t, "disconnect"); e.id != id {
 		t.Fatal("old session not retired")
 	}
 	if e := s.rec.next(t, "connect"); e.id != id {
 		t.Fatal("new session not announced")
 	}
-	rec1.next(t, "disconnect")
+	_ = r.tc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := r.tc.Read(make([]byte, 1)); err == nil {
+		t.Fatal("old connection still open")
+	}
 	if err := cl2.SendStatus(ssntp.READY, []byte("new")); err != nil {
 		t.Fatal(err)
 	}
 	if e := s.rec.next(t, "status"); string(e.f.Payload) != "new" {
 		t.Fatalf("status %q", e.f.Payload)
 	}
+	s.rec.none(t, "disconnect", 100*time.Millisecond)
 	if got := s.Clients(ssntp.AGENT); len(got) != 1 {
 		t.Fatalf("clients %v", got)
+	}
+}
+
+func TestDuplicateClientsBackOff(t *testing.T) {
+	// Two live clients with one UUID evict each other; each waits before
+	// reconnecting, so they do not spin.
+	s := startServer(t, nil)
+	id := uuid.Generate()
+	dialClient(t, s, ssntp.AGENT, func(c *ssntp.Config) { c.UUID = id; c.BackoffUnit = 50 * time.Millisecond })
+	dialClient(t, s, ssntp.AGENT, func(c *ssntp.Config) { c.UUID = id; c.BackoffUnit = 50 * time.Millisecond })
+	connects := 0
+	deadline := time.After(time.Second)
+	for done := false; !done; {
+		select {
+		case e := <-s.rec.ch:
+			if e.kind == "connect" {
+				connects++
+			}
+		case <-deadline:
+			done = true
+		}
+	}
+	// Without backoff this is thousands; with it, a few per second.
+	if connects > 40 {
+		t.Fatalf("%d connections in a second: the clients spin", connects)
 	}
 }
 
