@@ -157,15 +157,15 @@ func TestInstall(t *testing.T) {
 			have:          []string{"ip", "iptables", "fuser"},
 			installed:     []string{"qemu-utils"},
 			components:    []Component{Launcher},
-			wantInstalled: []string{"qemu-system-x86", "xorriso", "docker.io", "dnsmasq"},
+			wantInstalled: []string{"qemu-system-x86", "genisoimage", "docker.io", "dnsmasq"},
 			wantCmds: []string{
 				"DEBIAN_FRONTEND=noninteractive apt-get update",
-				"DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends qemu-system-x86 xorriso docker.io dnsmasq",
+				"DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends qemu-system-x86 genisoimage docker.io dnsmasq",
 			},
 		},
 		{
 			name: "ubuntu as a user uses sudo", fixture: "ubuntu-22.04", sudo: true,
-			have:          []string{"qemu-system-x86_64", "qemu-img", "xorriso", "dockerd", "fuser", "ip", "iptables"},
+			have:          []string{"qemu-system-x86_64", "qemu-img", "genisoimage", "dockerd", "fuser", "ip", "iptables"},
 			components:    []Component{Launcher, Scheduler},
 			wantInstalled: []string{"dnsmasq"},
 			wantCmds: []string{
@@ -175,7 +175,7 @@ func TestInstall(t *testing.T) {
 		},
 		{
 			name: "fedora", fixture: "fedora-39",
-			installed:     []string{"iproute", "iptables", "psmisc", "moby-engine", "dnsmasq", "xorriso"},
+			installed:     []string{"iproute", "iptables", "psmisc", "moby-engine", "dnsmasq", "genisoimage"},
 			components:    []Component{Launcher},
 			wantInstalled: []string{"qemu-system-x86", "qemu-img"},
 			wantCmds:      []string{"dnf install -y qemu-system-x86 qemu-img"},
@@ -196,7 +196,7 @@ func TestInstall(t *testing.T) {
 		{
 			name: "dry run installs nothing", fixture: "debian-12", dryRun: true,
 			components:    []Component{Launcher},
-			wantInstalled: []string{"qemu-system-x86", "qemu-utils", "xorriso", "docker.io", "psmisc", "iproute2", "dnsmasq", "iptables"},
+			wantInstalled: []string{"qemu-system-x86", "qemu-utils", "genisoimage", "docker.io", "psmisc", "iproute2", "dnsmasq", "iptables"},
 		},
 		{
 			name: "controller and scheduler need nothing", fixture: "fedora-39",

@@ -42,7 +42,9 @@ func TestISOTool(t *testing.T) {
 		wantTool string
 		wantArgs []string
 	}{
-		{"xorriso preferred", []string{"genisoimage", "xorriso"}, "/usr/bin/xorriso",
+		{"genisoimage preferred", []string{"genisoimage", "xorriso"}, "/usr/bin/genisoimage",
+			[]string{"-quiet", "-R", "-J", "-V", "config-2", "-o", "/vm/seed.iso", "/vm/stage"}},
+		{"xorriso", []string{"xorriso"}, "/usr/bin/xorriso",
 			[]string{"-as", "mkisofs", "-quiet", "-R", "-J", "-V", "config-2", "-o", "/vm/seed.iso", "/vm/stage"}},
 		{"genisoimage", []string{"genisoimage"}, "/usr/bin/genisoimage",
 			[]string{"-quiet", "-R", "-J", "-V", "config-2", "-o", "/vm/seed.iso", "/vm/stage"}},

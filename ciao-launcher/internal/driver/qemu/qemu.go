@@ -241,16 +241,27 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (driver.Handle, er
 		return driver.Handle{}, err
 	}
 	p := pathsIn(spec.Dir)
-	if img.Disk != "" {
-		if _, err := os.Stat(p.overlay); errors.Is(err, os.ErrNotExist) {
-			o := qemulib.OverlayOptions{BackingFormat: img.DiskFormat, SizeMB: spec.DiskMB}
-			if err := d.createOverlay(ctx, img.Disk, p.overlay, o); err != nil {
-				return driver.Handle{}, fmt.Errorf("%w: %v", driver.ErrImage, err)
-			}
+	// The overlay and the config drive are independent external commands
+	// on the path of every START: make them side by side.
+	overlayErr := make(chan error, 1)
+	go func() {
+		if img.Disk == "" {
+			overlayErr <- nil
+			return
 		}
-	}
-	if err := qemulib.CreateConfigDrive(ctx, p.seed, metaData(spec), spec.UserData, glogger{}); err != nil {
+		if _, err := os.Stat(p.overlay); !errors.Is(err, os.ErrNotExist) {
+			overlayErr <- nil
+			return
+		}
+		o := qemulib.OverlayOptions{BackingFormat: img.DiskFormat, SizeMB: spec.DiskMB}
+		overlayErr <- d.createOverlay(ctx, img.Disk, p.overlay, o)
+	}()
+	seedErr := qemulib.CreateConfigDrive(ctx, p.seed, metaData(spec), spec.UserData, glogger{})
+	if err := <-overlayErr; err != nil {
 		return driver.Handle{}, fmt.Errorf("%w: %v", driver.ErrImage, err)
+	}
+	if seedErr != nil {
+		return driver.Handle{}, fmt.Errorf("%w: %v", driver.ErrImage, seedErr)
 	}
 
 	accel, watch := d.accel.choose()
