@@ -1,0 +1,266 @@
+// Command ciao-controller is the policy daemon of a Ciao cluster: it serves
+// the compute API (OpenStack servers and flavors, Ciao's tenants, quotas
+// and events) on the compute port, keeps every record in an SQLite
+// datastore, and talks to the scheduler over SSNTP with role Controller
+// (controller.md).
+//
+// SIGINT and SIGTERM shut it down cleanly, in this order: the HTTP server
+// stops accepting and drains in-flight requests (up to ShutdownTimeout),
+// then the SSNTP client closes (no more commands out, no more reports
+// in), then the datastore closes. That order lets no request or report
+// reach a closed store.
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/ciao-project/ciao/ciao-controller/internal/api"
+	"github.com/ciao-project/ciao/ciao-controller/internal/controller"
+	"github.com/ciao-project/ciao/ciao-controller/internal/datastore"
+	"github.com/ciao-project/ciao/ssntp"
+	"github.com/golang/glog"
+)
+
+// Defaults.
+const (
+	DefaultComputePort     = 8774
+	DefaultDatabase        = "./ciao-controller.db"
+	DefaultLogDir          = "/var/lib/ciao/logs/controller"
+	DefaultShutdownTimeout = 10 * time.Second
+)
+
+// config is everything run needs.
+type config struct {
+	CACert, Cert    string // SSNTP
+	Server          string // scheduler host
+	Port            int    // scheduler SSNTP port
+	HTTPSCert       string // PEM certificate of the API listener
+	HTTPSKey        string // PEM private key
+	PlainHTTP       bool   // serve plain HTTP (tests only; no flag)
+	ComputeHost     string // listen host ("" = all interfaces)
+	ComputePort     int
+	Database        string
+	Network         bool   // tenant networking (CNCI); not implemented yet
+	TokensFile      string // static tokens
+	ShutdownTimeout time.Duration
+	tokens          api.StaticTokens                             // set instead of TokensFile by tests
+	ssntpMod        func(*ssntp.Config)                          // test hook
+	onListen        func(addr net.Addr)                          // test hook: API address
+	seed            func(context.Context, datastore.Store) error // test hook: after seeding
+}
+
+func newConfig() config {
+	return config{Server: "localhost", Port: ssntp.DefaultPort, ComputePort: DefaultComputePort,
+		Database: DefaultDatabase, ShutdownTimeout: DefaultShutdownTimeout}
+}
+
+// Validate checks what can be checked before anything starts.
+func (c config) Validate() error {
+	switch {
+	case c.Network:
+		return errors.New("-network: tenant networking (CNCI) is not implemented yet")
+	case !c.PlainHTTP && (c.HTTPSCert == "" || c.HTTPSKey == ""):
+		return errors.New("-httpscert and -httpskey are required")
+	case c.Database == "":
+		return errors.New("-database is required")
+	case c.ComputePort < 0 || c.ComputePort > 65535:
+		return fmt.Errorf("-compute-port %d out of range", c.ComputePort)
+	case c.TokensFile == "" && c.tokens == nil:
+		return errors.New("-tokens is required (the Keystone identity is not wired yet)")
+	}
+	return nil
+}
+
+func parseFlags(fs *flag.FlagSet, args []string) (config, error) {
+	c := newConfig()
+	fs.StringVar(&c.CACert, "cacert", "", "SSNTP CA certificate (PEM)")
+	fs.StringVar(&c.Cert, "cert", "", "SSNTP client certificate with the Controller role, followed by its key (PEM)")
+	fs.StringVar(&c.Server, "server", c.Server, "scheduler host name or address")
+	fs.StringVar(&c.Server, "url", c.Server, "alias of -server (2016 name)")
+	fs.IntVar(&c.Port, "port", c.Port, "scheduler SSNTP port")
+	fs.StringVar(&c.HTTPSCert, "httpscert", "", "HTTPS certificate of the compute API (PEM)")
+	fs.StringVar(&c.HTTPSKey, "httpskey", "", "HTTPS private key of the compute API (PEM)")
+	fs.StringVar(&c.ComputeHost, "compute-host", "", "compute API listen host (empty: all interfaces)")
+	fs.IntVar(&c.ComputePort, "compute-port", c.ComputePort, "compute API port")
+	fs.StringVar(&c.Database, "database", c.Database, "SQLite database file")
+	fs.StringVar(&c.Database, "database_path", c.Database, "alias of -database (2016 name)")
+	fs.BoolVar(&c.Network, "network", false, "tenant networking with one CNCI per tenant (not implemented yet)")
+	fs.StringVar(&c.TokensFile, "tokens", "", "static token file: lines 'token project-id project-name role[,role...]'")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long in-flight API requests may take at shutdown")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	return c, c.Validate()
+}
+
+// loadTokens reads a static token file. Blank lines and # comments are
+// skipped.
+func loadTokens(path string) (api.StaticTokens, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("read tokens: %w", err)
+	}
+	defer f.Close()
+	t := api.StaticTokens{}
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		fields := strings.Fields(line)
+		if len(fields) != 4 {
+			return nil, fmt.Errorf("read tokens: %s:%d: want 4 fields, got %d", path, n, len(fields))
+		}
+		t[fields[0]] = api.Identity{TenantID: fields[1], ProjectName: fields[2], Roles: strings.Split(fields[3], ",")}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("read tokens: %w", err)
+	}
+	return t, nil
+}
+
+// run starts the daemon and blocks until ctx ends or a component fails;
+// see the package comment for the shutdown order.
+func run(ctx context.Context, cfg config) (err error) {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	tokens := cfg.tokens
+	if tokens == nil {
+		if tokens, err = loadTokens(cfg.TokensFile); err != nil {
+			return err
+		}
+	}
+	store, err := datastore.OpenSQLite(ctx, datastore.NewConfig(cfg.Database))
+	if err != nil {
+		return fmt.Errorf("open datastore: %w", err)
+	}
+	defer func() {
+		if cerr := store.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("close datastore: %w", cerr)
+		}
+		glog.Info("datastore closed")
+	}()
+	if err := controller.SeedWorkloads(ctx, store); err != nil {
+		return err
+	}
+	if cfg.seed != nil {
+		if err := cfg.seed(ctx, store); err != nil {
+			return err
+		}
+	}
+
+	sc := ssntp.Config{CAcert: cfg.CACert, Cert: cfg.Cert, URI: cfg.Server, Port: cfg.Port}
+	if cfg.ssntpMod != nil {
+		cfg.ssntpMod(&sc)
+	}
+	ccfg := controller.NewConfig(store, sc)
+	ccfg.Network = cfg.Network
+	ctl, err := controller.New(ctx, ccfg)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := ctl.Close(); cerr != nil {
+			glog.Warningf("closing SSNTP client: %v", cerr)
+		}
+		glog.Info("SSNTP client closed")
+	}()
+
+	h, err := api.New(api.Config{Compute: ctl, Store: store, Auth: tokens})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.ComputeHost, strconv.Itoa(cfg.ComputePort)))
+	if err != nil {
+		return fmt.Errorf("compute API listener: %w", err) // Q11: fail, do not ignore
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	if !cfg.PlainHTTP {
+		pair, err := tls.LoadX509KeyPair(cfg.HTTPSCert, cfg.HTTPSKey)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("compute API certificate: %w", err)
+		}
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
+		ln = tls.NewListener(ln, srv.TLSConfig)
+	}
+	glog.Infof("compute API on %s (tls %v), controller %s", ln.Addr(), !cfg.PlainHTTP, ctl.UUID())
+	if cfg.onListen != nil {
+		cfg.onListen(ln.Addr())
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+
+	select {
+	case err = <-served:
+		return fmt.Errorf("compute API: %w", err)
+	case <-ctx.Done():
+	}
+	glog.Info("shutting down: draining API requests")
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if serr := srv.Shutdown(sctx); serr != nil {
+		glog.Warningf("API shutdown: %v", serr)
+		srv.Close()
+	}
+	<-served
+	return ctx.Err()
+}
+
+// setLogDir points glog at the 2016 directory unless -log_dir or
+// -logtostderr says otherwise; it must run before anything logs.
+func setLogDir(fs *flag.FlagSet) error {
+	if f := fs.Lookup("logtostderr"); f != nil && f.Value.String() == "true" {
+		return nil
+	}
+	f := fs.Lookup("log_dir")
+	if f == nil || f.Value.String() != "" {
+		return nil
+	}
+	if err := os.MkdirAll(DefaultLogDir, 0o755); err != nil {
+		return fmt.Errorf("creating %s: %w; logging to glog's default directory", DefaultLogDir, err)
+	}
+	return fs.Set("log_dir", DefaultLogDir)
+}
+
+func main() {
+	fs := flag.CommandLine
+	cfg, err := parseFlags(fs, os.Args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "ciao-controller:", err)
+		os.Exit(2)
+	}
+	if lerr := setLogDir(fs); lerr != nil {
+		glog.Warning(lerr)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err = run(ctx, cfg)
+	stop()
+	glog.Flush()
+	if err != nil && !errors.Is(err, context.Canceled) {
+		glog.Errorf("ciao-controller: %v", err)
+		glog.Flush()
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,261 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/ciao-project/ciao/ciao-controller/internal/api"
+	"github.com/ciao-project/ciao/ciao-controller/internal/controller"
+	"github.com/ciao-project/ciao/ciao-controller/internal/datastore"
+	"github.com/ciao-project/ciao/ssntp"
+	"github.com/ciao-project/ciao/testutil"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if code == 0 {
+		if err := goleak.Find(goleak.IgnoreTopFunction("github.com/golang/glog.(*fileSink).flushDaemon")); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+func TestFlags(t *testing.T) {
+	dir := t.TempDir()
+	tok := filepath.Join(dir, "tokens")
+	if err := os.WriteFile(tok, []byte("# comment\ntokA 1bd6cbb2-2a43-4b6e-9a4f-0f6d3a3c1e2a a user\nadm x admin admin,member\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := parseFlags(flag.NewFlagSet("t", flag.ContinueOnError), []string{
+		"-cacert", "ca.pem", "-cert", "c.pem", "-server", "sched", "-port", "9999", "-httpscert", "h.pem",
+		"-httpskey", "k.pem", "-database", "/x.db", "-compute-port", "18774", "-tokens", tok,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Server != "sched" || cfg.Port != 9999 || cfg.ComputePort != 18774 || cfg.Database != "/x.db" || cfg.Network {
+		t.Errorf("parsed %+v", cfg)
+	}
+	ts, err := loadTokens(tok)
+	if err != nil || len(ts) != 2 || !ts["adm"].IsAdmin() || ts["tokA"].IsAdmin() {
+		t.Errorf("tokens %+v: %v", ts, err)
+	}
+	for _, args := range [][]string{
+		{"-tokens", tok},                      // no HTTPS material
+		{"-httpscert", "h", "-httpskey", "k"}, // no tokens
+		{"-httpscert", "h", "-httpskey", "k", "-tokens", tok, "-network"}, // not implemented
+		{"-httpscert", "h", "-httpskey", "k", "-tokens", tok, "extra"},
+	} {
+		if _, err := parseFlags(flag.NewFlagSet("t", flag.ContinueOnError), args); err == nil {
+			t.Errorf("%q accepted", args)
+		}
+	}
+}
+
+const (
+	tenant = "1bd6cbb2-2a43-4b6e-9a4f-0f6d3a3c1e2a"
+	token  = "tok"
+)
+
+// TestEndToEnd runs the real ciao-scheduler binary, the controller
+// in-process (run, plain HTTP) and two fake launchers: five servers
+// created through the API become active through relayed STATS, a delete
+// goes through the node and removes the server, and a request over the
+// tenant's instance limit gets 403 and starts nothing.
+func TestEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs ciao-scheduler")
+	}
+	dir := t.TempDir()
+	sched := filepath.Join(dir, "ciao-scheduler")
+	if out, err := exec.Command("go", "build", "-o", sched, "../ciao-scheduler").CombinedOutput(); err != nil {
+		t.Fatalf("building ciao-scheduler: %v\n%s", err, out)
+	}
+	certs := testutil.TestCerts(t)
+	ca, schedCert := certs.WriteFiles(t, dir, ssntp.SCHEDULER|ssntp.SERVER)
+	_, ctlCert := certs.WriteFiles(t, dir, ssntp.Controller)
+	conf := filepath.Join(dir, "configuration.yaml")
+	if err := os.WriteFile(conf, testutil.Marshal(t, testutil.ConfigureCmd()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	port := freePort(t)
+	cmd := exec.Command(sched, "-cert", schedCert, "-cacert", ca, "-listen", "127.0.0.1:"+strconv.Itoa(port),
+		"-configuration-uri", "file://"+conf, "-logtostderr")
+	logf, err := os.Create(filepath.Join(dir, "scheduler.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	logf.Close()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+		if t.Failed() {
+			b, _ := os.ReadFile(filepath.Join(dir, "scheduler.log"))
+			t.Logf("scheduler log:\n%s", b)
+		}
+	})
+
+	// The controller, in-process; Dial retries until the scheduler listens.
+	cfg := newConfig()
+	cfg.CACert, cfg.Cert, cfg.Server, cfg.Port = ca, ctlCert, "127.0.0.1", port
+	cfg.PlainHTTP, cfg.ComputeHost, cfg.ComputePort = true, "127.0.0.1", 0
+	cfg.Database = filepath.Join(dir, "controller.db")
+	cfg.tokens = api.StaticTokens{token: {TenantID: tenant, ProjectName: "demo", Roles: []string{"user"}}}
+	cfg.ssntpMod = func(c *ssntp.Config) { c.BackoffUnit = 20 * time.Millisecond; c.Log = testutil.Logger(t) }
+	cfg.seed = func(ctx context.Context, s datastore.Store) error {
+		if _, _, err := s.EnsureTenant(ctx, datastore.Tenant{ID: tenant, CNCIMAC: "02:11:22:33:44:55"}); err != nil {
+			return err
+		}
+		return s.SetLimit(ctx, tenant, datastore.ResInstances, 5)
+	}
+	addr := make(chan net.Addr, 1)
+	cfg.onListen = func(a net.Addr) { addr <- a }
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- run(ctx, cfg) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-ran; !errors.Is(err, context.Canceled) {
+			t.Errorf("run returned %v, want context.Canceled", err)
+		}
+	})
+	var base string
+	select {
+	case a := <-addr:
+		base = "http://" + a.String() + "/v2.1/" + tenant
+	case err := <-ran:
+		t.Fatalf("run: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("controller did not come up")
+	}
+
+	agents := []*testutil.FakeAgent{
+		testutil.NewFakeAgent(t, port, ssntp.AGENT, testutil.WithAutoReady(4096)),
+		testutil.NewFakeAgent(t, port, ssntp.AGENT, testutil.WithAutoReady(4096)),
+	}
+
+	code, body := call(t, "POST", base+"/servers", fmt.Sprintf(`{"server":{"flavorRef":%q,"max_count":5}}`, controller.WorkloadClear))
+	if code != http.StatusAccepted {
+		t.Fatalf("create: %d %s", code, body)
+	}
+	// Launchers report periodically; here the test asks for each report.
+	list := func() map[string]string {
+		code, body := call(t, "GET", base+"/servers/detail", "")
+		if code != http.StatusOK {
+			t.Fatalf("list: %d %s", code, body)
+		}
+		var r struct {
+			Servers []struct{ ID, Status, HostID string } `json:"servers"`
+		}
+		if err := json.Unmarshal([]byte(body), &r); err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]string{}
+		for _, s := range r.Servers {
+			m[s.ID] = s.Status + "@" + s.HostID
+		}
+		return m
+	}
+	var servers map[string]string
+	poll(t, "5 servers active", func() bool {
+		for _, a := range agents {
+			a.SendStats(t)
+		}
+		servers = list()
+		n := 0
+		for _, s := range servers {
+			if strings.HasPrefix(s, "active@") && len(s) > len("active@") {
+				n++
+			}
+		}
+		return n == 5
+	})
+
+	var victim string
+	for id := range servers {
+		victim = id
+		break
+	}
+	if code, body := call(t, "DELETE", base+"/servers/"+victim, ""); code != http.StatusNoContent {
+		t.Fatalf("delete: %d %s", code, body)
+	}
+	poll(t, "deleted server gone", func() bool {
+		code, _ := call(t, "GET", base+"/servers/"+victim, "")
+		return code == http.StatusNotFound
+	})
+
+	// 4 running, limit 5: asking for 2 more is refused whole.
+	code, body = call(t, "POST", base+"/servers", fmt.Sprintf(`{"server":{"flavorRef":%q,"max_count":2}}`, controller.WorkloadClear))
+	if code != http.StatusForbidden {
+		t.Fatalf("over quota: %d %s", code, body)
+	}
+	if n := len(list()); n != 4 {
+		t.Errorf("%d servers after the refused request, want 4", n)
+	}
+	total := 0
+	for _, a := range agents {
+		total += len(a.Instances())
+	}
+	if total != 4 {
+		t.Errorf("agents run %d instances, want 4", total)
+	}
+}
+
+func call(t *testing.T, method, url, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-Auth-Token", token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func poll(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond) // poll interval
+	}
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
