@@ -173,7 +173,7 @@ var requirements = map[Family]map[Component][]Requirement{
 			{"qemu-system-x86", "qemu-system-x86_64"},
 			{"qemu-utils", "qemu-img"},
 			{"genisoimage", "genisoimage"}, // 10x faster than xorriso for a config drive
-			{"docker.io", "dockerd"}, // the engine: a bare docker client is not enough
+			{"docker.io", "dockerd"},       // the engine: a bare docker client is not enough
 			{"psmisc", "fuser"},
 			{"iproute2", "ip"},
 			{"dnsmasq", "dnsmasq"},
