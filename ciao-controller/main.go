@@ -1,6 +1,8 @@
 // Command ciao-controller is the policy daemon of a Ciao cluster: it serves
 // the compute API (OpenStack servers and flavors, Ciao's tenants, quotas
-// and events) on the compute port, keeps every record in an SQLite
+// and events) on the compute port, together with its own Keystone v3
+// identity subset under /v3 unless -tokens is given (identity.go; the
+// first admin is made with -create-user), keeps every record in an SQLite
 // datastore, and talks to the scheduler over SSNTP with role Controller
 // (controller.md).
 //
@@ -30,6 +32,7 @@ import (
 	"github.com/ciao-project/ciao/ciao-controller/internal/api"
 	"github.com/ciao-project/ciao/ciao-controller/internal/controller"
 	"github.com/ciao-project/ciao/ciao-controller/internal/datastore"
+	"github.com/ciao-project/ciao/ciao-controller/internal/identity"
 	"github.com/ciao-project/ciao/ssntp"
 	"github.com/golang/glog"
 )
@@ -53,8 +56,10 @@ type config struct {
 	ComputeHost     string // listen host ("" = all interfaces)
 	ComputePort     int
 	Database        string
-	Network         bool   // tenant networking (CNCI); not implemented yet
-	TokensFile      string // static tokens
+	ImageDir        string         // image API data ("" = off; images.go)
+	Network         bool           // tenant networking (CNCI); not implemented yet
+	TokensFile      string         // static tokens
+	Identity        identityConfig // built-in identity (identity.go)
 	ShutdownTimeout time.Duration
 	tokens          api.StaticTokens                             // set instead of TokensFile by tests
 	ssntpMod        func(*ssntp.Config)                          // test hook
@@ -64,12 +69,21 @@ type config struct {
 
 func newConfig() config {
 	return config{Server: "localhost", Port: ssntp.DefaultPort, ComputePort: DefaultComputePort,
-		Database: DefaultDatabase, ShutdownTimeout: DefaultShutdownTimeout}
+		Database: DefaultDatabase, ShutdownTimeout: DefaultShutdownTimeout,
+		Identity: identityConfig{TokenTTL: identity.DefaultTokenTTL, Role: "member", RemoteUser: "csr", RemoteProject: "service"}}
 }
 
 // Validate checks what can be checked before anything starts.
 func (c config) Validate() error {
+	if err := c.Identity.validate(); err != nil {
+		return err
+	}
 	switch {
+	case c.Identity.CreateUser != "":
+		if c.Database == "" {
+			return errors.New("-database is required")
+		}
+		return nil
 	case c.Network:
 		return errors.New("-network: tenant networking (CNCI) is not implemented yet")
 	case !c.PlainHTTP && (c.HTTPSCert == "" || c.HTTPSKey == ""):
@@ -78,8 +92,6 @@ func (c config) Validate() error {
 		return errors.New("-database is required")
 	case c.ComputePort < 0 || c.ComputePort > 65535:
 		return fmt.Errorf("-compute-port %d out of range", c.ComputePort)
-	case c.TokensFile == "" && c.tokens == nil:
-		return errors.New("-tokens is required (the Keystone identity is not wired yet)")
 	}
 	return nil
 }
@@ -100,6 +112,8 @@ func parseFlags(fs *flag.FlagSet, args []string) (config, error) {
 	fs.BoolVar(&c.Network, "network", false, "tenant networking with one CNCI per tenant (not implemented yet)")
 	fs.StringVar(&c.TokensFile, "tokens", "", "static token file: lines 'token project-id project-name role[,role...]'")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long in-flight API requests may take at shutdown")
+	registerImageFlags(fs, &c)
+	c.Identity.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -142,11 +156,8 @@ func run(ctx context.Context, cfg config) (err error) {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	tokens := cfg.tokens
-	if tokens == nil {
-		if tokens, err = loadTokens(cfg.TokensFile); err != nil {
-			return err
-		}
+	if cfg.Identity.CreateUser != "" {
+		return createUser(ctx, cfg.Database, cfg.Identity, os.Stdin)
 	}
 	store, err := datastore.OpenSQLite(ctx, datastore.NewConfig(cfg.Database))
 	if err != nil {
@@ -184,10 +195,19 @@ func run(ctx context.Context, cfg config) (err error) {
 		glog.Info("SSNTP client closed")
 	}()
 
-	h, err := api.New(api.Config{Compute: ctl, Store: store, Auth: tokens})
+	auth, mount, err := newAuth(cfg, store)
 	if err != nil {
 		return err
 	}
+	imgs, err := newImages(ctx, cfg, store)
+	if err != nil {
+		return err
+	}
+	h, err := api.New(api.Config{Compute: ctl, Store: store, Auth: auth, Images: imgs})
+	if err != nil {
+		return err
+	}
+	h = mount(h) // built-in identity: /v3 on the compute port
 	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.ComputeHost, strconv.Itoa(cfg.ComputePort)))
 	if err != nil {
 		return fmt.Errorf("compute API listener: %w", err) // Q11: fail, do not ignore

@@ -59,9 +59,11 @@ func TestFlags(t *testing.T) {
 		t.Errorf("tokens %+v: %v", ts, err)
 	}
 	for _, args := range [][]string{
-		{"-tokens", tok},                      // no HTTPS material
-		{"-httpscert", "h", "-httpskey", "k"}, // no tokens
-		{"-httpscert", "h", "-httpskey", "k", "-tokens", tok, "-network"}, // not implemented
+		{"-tokens", tok},                                                    // no HTTPS material
+		{"-create-user", "u", "-project", "p"},                              // no password
+		{"-httpscert", "h", "-httpskey", "k", "-token-ttl", "0"},            // bad ttl
+		{"-httpscert", "h", "-httpskey", "k", "-identity-url", "http://ks"}, // no service password
+		{"-httpscert", "h", "-httpskey", "k", "-tokens", tok, "-network"},   // not implemented
 		{"-httpscert", "h", "-httpskey", "k", "-tokens", tok, "extra"},
 	} {
 		if _, err := parseFlags(flag.NewFlagSet("t", flag.ContinueOnError), args); err == nil {

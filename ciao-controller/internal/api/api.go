@@ -24,6 +24,7 @@ import (
 
 	"github.com/ciao-project/ciao/ciao-controller/internal/controller"
 	"github.com/ciao-project/ciao/ciao-controller/internal/datastore"
+	"github.com/ciao-project/ciao/ciao-controller/internal/images"
 	"github.com/golang/glog"
 	"github.com/gorilla/mux"
 )
@@ -50,6 +51,8 @@ type Config struct {
 	Auth    Authenticator
 	// MaxBody is the largest request body accepted (413 beyond).
 	MaxBody int64
+	// Images, if set, serves the image API under /v2/images.
+	Images *images.Service
 }
 
 // Validate checks the configuration.
@@ -102,6 +105,9 @@ func New(cfg Config) (http.Handler, error) {
 	tenant("/v2.1/{tenant}/flavors/{flavor}", http.MethodGet, s.showFlavor)
 	tenant("/v2.1/{tenant}/quotas", http.MethodGet, s.quotas)
 	tenant("/v2.1/{tenant}/events", http.MethodGet, s.listEvents)
+	if cfg.Images != nil {
+		cfg.Images.Register(r, s.imageAuth)
+	}
 	return r, nil
 }
 

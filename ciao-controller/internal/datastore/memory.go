@@ -29,6 +29,7 @@ type Memory struct {
 	events    []Event                    // guarded by mu
 	nextEvent int64                      // guarded by mu
 	frames    []TraceFrame               // guarded by mu
+	ident     memIdentity                // identity_memory.go; guarded by mu
 }
 
 var _ Store = (*Memory)(nil)

@@ -11,7 +11,10 @@
 //     sqlite.go for the durability choices and the schema migrations).
 //   - NewMemory: maps behind one mutex, for policy unit tests.
 //
-// Both pass the same conformance suite (conformance_test.go).
+// Both pass the same conformance suite (conformance_test.go). Both also
+// implement IdentityStore (identity.go), the users, projects, role
+// assignments and hashed tokens of the built-in identity service
+// (migration 0002, identity_test.go).
 //
 // Rules every implementation keeps:
 //

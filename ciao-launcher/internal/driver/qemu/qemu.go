@@ -89,6 +89,8 @@ type Config struct {
 	ClockTicks int
 	// KVMUsable replaces qemu.KVMUsable (tests).
 	KVMUsable func() bool
+	// Fetch, if set, downloads an image missing from ImageDir (fetch.go).
+	Fetch Fetcher
 }
 
 // DefaultConfig is the configuration of a real node.
@@ -235,6 +237,9 @@ func (d *Driver) vmConfig(spec driver.Spec, img bootImage, accel qemulib.Accel) 
 func (d *Driver) Start(ctx context.Context, spec driver.Spec) (driver.Handle, error) {
 	if spec.Image == "" {
 		return driver.Handle{}, fmt.Errorf("%w: no image_uuid (booting from volumes is not supported)", driver.ErrBadSpec)
+	}
+	if err := d.ensureImage(ctx, spec.Image); err != nil {
+		return driver.Handle{}, err
 	}
 	img, err := resolveImage(d.cfg.ImageDir, spec.Image)
 	if err != nil {
