@@ -1,0 +1,299 @@
+// Command controller-bench measures the controller figures of the scale
+// issue against real binaries: it builds (or takes) ciao-scheduler,
+// ciao-controller and ciao-launcher, starts them in a temporary directory
+// with fresh certificates, N simulated launchers, and prints one line per
+// figure: create latency under concurrent clients, listing every instance,
+// and launching many instances until all are ACTIVE.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"gopkg.in/yaml.v2"
+
+	"github.com/ciao-project/ciao/payloads"
+	"github.com/ciao-project/ciao/ssntp"
+	"github.com/ciao-project/ciao/ssntp/certs"
+)
+
+const (
+	tenantID = "7b1c2d3e-4f50-4a61-8b72-9c83d4e5f601"
+	token    = "bench-token"
+)
+
+type options struct {
+	binDir               string
+	launchers, instances int
+	clients, creates     int
+	batch                int
+	statsInterval        time.Duration
+	timeout              time.Duration
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.binDir, "bin-dir", "", "directory holding ciao-scheduler, ciao-controller and ciao-launcher (default: go build them)")
+	flag.IntVar(&o.launchers, "launchers", 100, "simulated launchers")
+	flag.IntVar(&o.instances, "instances", 10000, "instances launched (and then listed)")
+	flag.IntVar(&o.clients, "clients", 100, "concurrent API clients")
+	flag.IntVar(&o.creates, "creates", 1000, "single-instance create requests timed for latency")
+	flag.IntVar(&o.batch, "batch", 100, "max_count of each create request of the launch figure")
+	flag.DurationVar(&o.statsInterval, "stats-interval", time.Second, "launchers' STATS period")
+	flag.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up after this long")
+	flag.Parse()
+	if o.launchers < 1 || o.instances < 1 || o.clients < 1 || o.creates < 1 || o.batch < 1 {
+		fmt.Fprintln(os.Stderr, "controller-bench: counts must be positive")
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	err := run(ctx, o)
+	cancel()
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "controller-bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, o options) (err error) {
+	dir, err := os.MkdirTemp("", "controller-bench-")
+	if err != nil {
+		return err
+	}
+	var procs []*proc
+	defer func() {
+		// Logs of the children that died on their own explain a failure.
+		if err != nil {
+			for _, p := range procs {
+				if p.exited() {
+					fmt.Fprintf(os.Stderr, "--- %s exited; log tail:\n%s\n", p.name, tail(p.log, 20))
+				}
+			}
+		}
+		// Reverse order: launchers, controller, scheduler.
+		for i := len(procs) - 1; i >= 0; i-- {
+			procs[i].stop()
+		}
+		if rerr := os.RemoveAll(dir); rerr != nil && err == nil {
+			err = rerr
+		}
+	}()
+
+	bins, err := binaries(ctx, o.binDir, dir)
+	if err != nil {
+		return err
+	}
+	files, err := writeFiles(dir)
+	if err != nil {
+		return err
+	}
+	schedPort, err := freePort()
+	if err != nil {
+		return err
+	}
+	apiPort, err := freePort()
+	if err != nil {
+		return err
+	}
+	start := func(name, bin string, args ...string) (*proc, error) {
+		p, err := startProc(dir, name, bin, args...)
+		if err == nil {
+			procs = append(procs, p)
+		}
+		return p, err
+	}
+	sp := strconv.Itoa(schedPort)
+	if _, err := start("scheduler", bins["ciao-scheduler"], "-cert", files.sched, "-cacert", files.ca,
+		"-listen", "127.0.0.1:"+sp, "-configuration-uri", "file://"+files.conf, "-logtostderr"); err != nil {
+		return err
+	}
+	if err := waitListen(ctx, "127.0.0.1:"+sp); err != nil {
+		return fmt.Errorf("scheduler: %w", err)
+	}
+	if _, err := start("controller", bins["ciao-controller"], "-cacert", files.ca, "-cert", files.ctl,
+		"-server", "127.0.0.1", "-port", sp, "-httpscert", files.httpsCert, "-httpskey", files.httpsKey,
+		"-compute-host", "127.0.0.1", "-compute-port", strconv.Itoa(apiPort),
+		"-database", filepath.Join(dir, "controller.db"), "-tokens", files.tokens, "-logtostderr"); err != nil {
+		return err
+	}
+	if err := waitListen(ctx, "127.0.0.1:"+strconv.Itoa(apiPort)); err != nil {
+		return fmt.Errorf("controller: %w", err)
+	}
+	var ls []*proc
+	for i := 0; i < o.launchers; i++ {
+		ld := filepath.Join(dir, fmt.Sprintf("launcher%03d", i))
+		p, err := start(fmt.Sprintf("launcher%03d", i), bins["ciao-launcher"], "-simulation", "-osprepare=false",
+			"-cacert", files.ca, "-cert", files.agent, "-server", "127.0.0.1", "-port", sp,
+			"-state-dir", filepath.Join(ld, "instances"), "-uuid-dir", filepath.Join(ld, "uuid"),
+			"-lock-file", filepath.Join(ld, "lock"), "-maintenance-file", filepath.Join(ld, "maintenance"),
+			"-image-dir", filepath.Join(ld, "images"), "-cgroup-root", "", "-network=false",
+			"-stats-interval", o.statsInterval.String(), "-logtostderr")
+		if err != nil {
+			return err
+		}
+		ls = append(ls, p)
+	}
+	if err := waitLogs(ctx, ls, "launcher: connected to scheduler"); err != nil {
+		return err
+	}
+	// READY follows the connection; give the scheduler one STATS period.
+	if err := sleep(ctx, o.statsInterval+200*time.Millisecond); err != nil {
+		return err
+	}
+	fmt.Printf("setup: %d launchers connected (scheduler :%d, API :%d)\n", o.launchers, schedPort, apiPort)
+
+	b := newBench("https://127.0.0.1:"+strconv.Itoa(apiPort)+"/v2.1/"+tenantID, o.clients)
+	if err := b.launch(ctx, o.instances, o.batch); err != nil {
+		return err
+	}
+	if err := b.list(ctx, o.instances); err != nil {
+		return err
+	}
+	return b.createLatency(ctx, o.creates)
+}
+
+type fileSet struct {
+	ca, sched, ctl, agent, httpsCert, httpsKey, conf, tokens string
+}
+
+// writeFiles mints an anchor (the scheduler's certificate), a controller
+// and an agent certificate, an HTTPS pair for the API, the cluster
+// configuration and the static tokens.
+func writeFiles(dir string) (fileSet, error) {
+	f := fileSet{ca: filepath.Join(dir, "ca.pem"), sched: filepath.Join(dir, "scheduler.pem"),
+		ctl: filepath.Join(dir, "controller.pem"), agent: filepath.Join(dir, "agent.pem"),
+		httpsCert: filepath.Join(dir, "https.pem"), httpsKey: filepath.Join(dir, "https.pem"),
+		conf: filepath.Join(dir, "configuration.yaml"), tokens: filepath.Join(dir, "tokens")}
+	hosts := []string{"localhost", "127.0.0.1"}
+	ca, anchorPEM, err := certs.CreateAnchor(certs.Template{Hosts: hosts, Roles: ssntp.SCHEDULER | ssntp.SERVER})
+	if err != nil {
+		return f, err
+	}
+	anchor, err := certs.ParseAnchor(anchorPEM)
+	if err != nil {
+		return f, err
+	}
+	ctl, err := anchor.CreateCert(certs.Template{Hosts: hosts, Roles: ssntp.Controller})
+	if err != nil {
+		return f, err
+	}
+	agent, err := anchor.CreateCert(certs.Template{Hosts: hosts, Roles: ssntp.AGENT})
+	if err != nil {
+		return f, err
+	}
+	// The API pair: a leaf with no SSNTP role; the client skips
+	// verification anyway. Certificate and key share one PEM file.
+	https, err := anchor.CreateCert(certs.Template{Hosts: hosts})
+	if err != nil {
+		return f, err
+	}
+	var c payloads.Configure
+	c.InitDefaults()
+	p := &c.Configure
+	p.Scheduler.ConfigStorageURI = "file:///etc/ciao/configuration.yaml"
+	p.Storage.CephID = "ciao"
+	p.Controller.HTTPSCACert = "/etc/pki/ciao/ciao-controller-cacert.pem"
+	p.Controller.HTTPSKey = "/etc/pki/ciao/ciao-controller-key.pem"
+	p.Controller.IdentityUser = "controller"
+	p.Controller.IdentityPassword = "ciao"
+	p.Launcher.DiskLimit, p.Launcher.MemoryLimit = false, false
+	p.Launcher.ComputeNetwork = []string{"192.168.1.0/24"}
+	p.Launcher.ManagementNetwork = []string{"192.168.1.0/24"}
+	p.IdentityService.URL = "https://localhost:35357"
+	p.ImageService.URL = "https://localhost:9292"
+	conf, err := yaml.Marshal(&c)
+	if err != nil {
+		return f, err
+	}
+	tokens := fmt.Sprintf("%s %s bench admin,member\n", token, tenantID)
+	for path, data := range map[string][]byte{f.ca: ca, f.sched: anchorPEM, f.ctl: ctl, f.agent: agent,
+		f.httpsCert: https, f.conf: conf, f.tokens: []byte(tokens)} {
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			return f, err
+		}
+	}
+	return f, nil
+}
+
+// binaries returns the paths of the three commands, building them into
+// dir unless binDir is given.
+func binaries(ctx context.Context, binDir, dir string) (map[string]string, error) {
+	out := map[string]string{}
+	root, err := moduleRoot(ctx)
+	if binDir == "" && err != nil {
+		return nil, err
+	}
+	for _, name := range []string{"ciao-scheduler", "ciao-controller", "ciao-launcher"} {
+		if binDir != "" {
+			out[name] = filepath.Join(binDir, name)
+			continue
+		}
+		out[name] = filepath.Join(dir, "bin", name)
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", out[name], "./"+name)
+		cmd.Dir = root
+		if b, err := cmd.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("building %s: %v\n%s", name, err, b)
+		}
+	}
+	return out, nil
+}
+
+func moduleRoot(ctx context.Context) (string, error) {
+	b, err := exec.CommandContext(ctx, "go", "list", "-m", "-f", "{{.Dir}}", "github.com/ciao-project/ciao").Output()
+	if err != nil {
+		return "", fmt.Errorf("finding the ciao module (run inside it or give -bin-dir): %w", err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+func waitListen(ctx context.Context, addr string) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("nothing listens on %s: %w", addr, err)
+		}
+		if err := sleep(ctx, 50*time.Millisecond); err != nil {
+			return err
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+var errExited = errors.New("process exited")
