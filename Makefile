@@ -16,7 +16,7 @@ build: ## build every command into ./bin
 	@mkdir -p $(BIN)
 	$(GO) build -o $(BIN)/ ./ciao-scheduler ./ciao-launcher ./ciao-controller ./ciao-cli ./ssntp/ciao-cert ./ssntp/ssntp-bench \
 		./osprepare/cmd/ciao-osprepare ./ciao-scheduler/ciao-scheduler-load \
-		./ciao-launcher/cmd/launcher-bench ./ciao-launcher/cmd/vm-bench
+		./ciao-launcher/cmd/launcher-bench ./ciao-launcher/cmd/vm-bench ./ciao-controller/cmd/controller-bench
 
 deps: ## install the OS packages Ciao and its tests use (osprepare; root or sudo)
 	@./scripts/install-test-deps.sh
@@ -46,6 +46,7 @@ bench: build ## Go benchmarks and the bench commands, one line per figure
 	$(BIN)/ciao-scheduler-load -scheduler $(BIN)/ciao-scheduler -agents 1000 -starts 100000 -rate 10000
 	$(BIN)/launcher-bench
 	$(BIN)/vm-bench
+	$(BIN)/controller-bench -bin-dir $(BIN)
 
 clean: ## remove build output
 	rm -rf $(BIN)
