@@ -8,7 +8,7 @@ import (
 )
 
 // imageAuth authenticates an image route (§3.3 without a {tenant}: any
-// valid token; the image service applies ownership and visibility). The
+// valid project-scoped token; the image service applies ownership and visibility). The
 // body is not bounded here: the image service bounds JSON and uploads
 // itself.
 func (s *server) imageAuth(h images.Handler) http.Handler {
@@ -21,6 +21,11 @@ func (s *server) imageAuth(h images.Handler) http.Handler {
 		id, err := s.cfg.Auth.Authenticate(r.Context(), tok)
 		if err != nil {
 			glog.V(1).Infof("%s %s: token refused: %v", r.Method, r.URL.Path, err)
+			unauthorized(w)
+			return
+		}
+		if id.TenantID == "" { // unscoped: as owner "" it would share images with every unscoped caller
+			glog.V(1).Infof("%s %s: unscoped token refused", r.Method, r.URL.Path)
 			unauthorized(w)
 			return
 		}
