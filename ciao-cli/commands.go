@@ -48,6 +48,9 @@ type subcommand struct {
 	name, desc string
 	// data describes the value -f templates run on ("" when no -f).
 	data string
+	// local sub-commands talk to no controller: they run without
+	// credentials and with a.api and a.tokens nil.
+	local bool
 	// setup defines the flags on fs and returns the action.
 	setup func(fs *flag.FlagSet) func(ctx context.Context, a *app) error
 }
@@ -59,7 +62,7 @@ type command struct {
 
 // commands is the command table; each file adds its own.
 func commands() []command {
-	cs := []command{instanceCommand(), workloadCommand(), eventCommand(), tenantCommand()}
+	cs := []command{instanceCommand(), workloadCommand(), eventCommand(), tenantCommand(), completionCommand()}
 	sort.Slice(cs, func(i, j int) bool { return cs[i].name < cs[j].name })
 	return cs
 }
@@ -75,6 +78,7 @@ func globalUsage(w io.Writer, fs *flag.FlagSet) {
 		fmt.Fprintf(w, "\t%s\n", c.name)
 	}
 	fmt.Fprintf(w, "\nUse \"ciao-cli command -help\" for more information about that command.\n")
+	fmt.Fprintf(w, "\n%s\n", completionInstall)
 }
 
 func commandUsage(w io.Writer, c command) {
@@ -145,12 +149,16 @@ func runEnv(ctx context.Context, args []string, getenv func(string) string, stdo
 	if err := fs.Parse(rest[2:]); err != nil {
 		return usageErr(err)
 	}
-	if err := cfg.checkCredentials(); err != nil {
-		return err
-	}
-	a, err := newApp(cfg, stdout, stderr)
-	if err != nil {
-		return err
+	var a *app
+	if sub.local {
+		a = &app{cfg: cfg, stdout: stdout, stderr: stderr}
+	} else {
+		if err := cfg.checkCredentials(); err != nil {
+			return err
+		}
+		if a, err = newApp(cfg, stdout, stderr); err != nil {
+			return err
+		}
 	}
 	if err := action(ctx, a); err != nil {
 		var um *usageMsg

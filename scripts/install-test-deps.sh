@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 go run ./osprepare/cmd/ciao-osprepare -component all
 missing=""
 command -v isoinfo >/dev/null 2>&1 || missing="$missing genisoimage"
+command -v zsh >/dev/null 2>&1 || missing="$missing zsh" # ciao-cli's zsh completion test
 if [ -n "$missing" ]; then
 	sudo=""
 	[ "$(id -u)" -eq 0 ] || sudo="sudo -n"
