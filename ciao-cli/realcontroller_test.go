@@ -16,7 +16,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -95,26 +94,9 @@ func TestBinaryAgainstRealController(t *testing.T) {
 
 	sched := testutil.NewFakeServer(t)
 	port := freePort(t)
-	cmd := exec.Command(ctlBin, "-cacert", ca, "-cert", ctlCert, "-server", "127.0.0.1", "-port", strconv.Itoa(sched.Port()),
+	testutil.StartCommand(t, dir, "controller", ctlBin, "-cacert", ca, "-cert", ctlCert, "-server", "127.0.0.1", "-port", strconv.Itoa(sched.Port()),
 		"-httpscert", httpsCert, "-httpskey", httpsKey, "-compute-host", "127.0.0.1", "-compute-port", strconv.Itoa(port),
 		"-database", filepath.Join(dir, "controller.db"), "-tokens", tokens, "-logtostderr")
-	logf, err := os.Create(filepath.Join(dir, "controller.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	logf.Close()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
-		if t.Failed() {
-			b, _ := os.ReadFile(filepath.Join(dir, "controller.log"))
-			t.Logf("controller log:\n%s", b)
-		}
-	})
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		c, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
@@ -170,7 +152,7 @@ func TestBinaryAgainstRealController(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	agent.SendStats(t)
-	err = add.Wait()
+	err := add.Wait()
 	var ids []string
 	if err != nil || json.Unmarshal([]byte(addOut.String()), &ids) != nil || len(ids) != 2 {
 		t.Fatalf("instance add -wait: %v %q %q", err, addOut.String(), addErr.String())

@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -99,25 +98,8 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	port := freePort(t)
-	cmd := exec.Command(sched, "-cert", schedCert, "-cacert", ca, "-listen", "127.0.0.1:"+strconv.Itoa(port),
+	testutil.StartCommand(t, dir, "scheduler", sched, "-cert", schedCert, "-cacert", ca, "-listen", "127.0.0.1:"+strconv.Itoa(port),
 		"-configuration-uri", "file://"+conf, "-logtostderr")
-	logf, err := os.Create(filepath.Join(dir, "scheduler.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	logf.Close()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
-		if t.Failed() {
-			b, _ := os.ReadFile(filepath.Join(dir, "scheduler.log"))
-			t.Logf("scheduler log:\n%s", b)
-		}
-	})
 
 	// The controller, in-process; Dial retries until the scheduler listens.
 	cfg := newConfig()

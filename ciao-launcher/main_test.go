@@ -121,27 +121,7 @@ func testBinarySIGKILL(t *testing.T, dir, id string, tc sigkillCase) {
 		"-mem-low-water", "0", "-mem-high-water", "0", "-logtostderr", "-v", "1", "-osprepare=false",
 	}, tc.args...)
 
-	start := func(name string) *exec.Cmd {
-		cmd := exec.Command(bin, args...)
-		logf, err := os.Create(filepath.Join(dir, name+".log"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd.Stderr = logf
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		logf.Close()
-		t.Cleanup(func() {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-			if t.Failed() {
-				b, _ := os.ReadFile(logf.Name())
-				t.Logf("%s log:\n%s", name, b)
-			}
-		})
-		return cmd
-	}
+	start := func(name string) *exec.Cmd { return testutil.StartCommand(t, dir, name, bin, args...) }
 	waitActive := func() {
 		t.Helper()
 		deadline := time.Now().Add(30 * time.Second)

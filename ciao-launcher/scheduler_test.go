@@ -6,7 +6,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
@@ -42,27 +41,7 @@ func TestWithRealScheduler(t *testing.T) {
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
 
-	run := func(name, bin string, args ...string) {
-		cmd := exec.Command(bin, args...)
-		logf, err := os.Create(filepath.Join(dir, name+".log"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd.Stderr = logf
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		logf.Close()
-		t.Cleanup(func() {
-			_ = cmd.Process.Signal(syscall.SIGTERM)
-			_ = cmd.Wait()
-			if t.Failed() {
-				b, _ := os.ReadFile(filepath.Join(dir, name+".log"))
-				t.Logf("%s log:\n%s", name, b)
-			}
-		})
-	}
-	run("scheduler", sched, "-cert", schedCert, "-cacert", ca, "-listen", "127.0.0.1:"+strconv.Itoa(port),
+	testutil.StartCommand(t, dir, "scheduler", sched, "-cert", schedCert, "-cacert", ca, "-listen", "127.0.0.1:"+strconv.Itoa(port),
 		"-configuration-uri", "file://"+conf, "-logtostderr")
 
 	// The controller connects first so it hears of the node.
@@ -79,7 +58,7 @@ func TestWithRealScheduler(t *testing.T) {
 	}
 
 	stateDir := filepath.Join(dir, "instances")
-	run("launcher", launcher, "-osprepare=false", "-cacert", ca, "-cert", agentCert, "-server", "127.0.0.1",
+	testutil.StartCommand(t, dir, "launcher", launcher, "-osprepare=false", "-cacert", ca, "-cert", agentCert, "-server", "127.0.0.1",
 		"-port", strconv.Itoa(port), "-state-dir", stateDir, "-uuid-dir", filepath.Join(dir, "uuid"),
 		"-lock-file", filepath.Join(dir, "lock"), "-maintenance-file", filepath.Join(dir, "maintenance"),
 		"-cgroup-root", "", "-network=false", "-stats-interval", "200ms", "-poll-interval", "50ms",

@@ -21,22 +21,7 @@ func TestMain(m *testing.M) {
 // TestRun drives an in-process scheduler with a small load and checks
 // that every START is accounted for and every figure is printed.
 func TestRun(t *testing.T) {
-	cr, err := MakeCreds(certs.KeyECDSAP256)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := scheduler.NewConfig()
-	cfg.Cert, cfg.CACert = "", ""
-	cfg.CertPEM, cfg.CACertPEM = cr.Anchor, cr.CACert
-	cfg.Listen = "127.0.0.1:0"
-	cfg.ConfigURI = ""
-	cfg.SSNTPLog = testutil.Logger(t)
-	s, err := scheduler.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Start()
-	defer s.Close()
+	cr, s := startScheduler(t)
 
 	var out bytes.Buffer
 	starts := 3000
@@ -82,22 +67,7 @@ func TestRun(t *testing.T) {
 // that is gone, full_cn from the agent (the 2016 design: a READY
 // overwrites the scheduler's reservations).
 func TestFullCloud(t *testing.T) {
-	cr, err := MakeCreds(certs.KeyECDSAP256)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := scheduler.NewConfig()
-	cfg.Cert, cfg.CACert = "", ""
-	cfg.CertPEM, cfg.CACertPEM = cr.Anchor, cr.CACert
-	cfg.Listen = "127.0.0.1:0"
-	cfg.ConfigURI = ""
-	cfg.SSNTPLog = testutil.Logger(t)
-	s, err := scheduler.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Start()
-	defer s.Close()
+	cr, s := startScheduler(t)
 	res, err := Run(context.Background(), Config{
 		Addr:   s.Addr().String(),
 		CACert: cr.CACert, AgentCert: cr.Agent, ControllerCert: cr.Controller,
@@ -128,4 +98,27 @@ func TestSeq(t *testing.T) {
 	if _, ok := tl.seqOf([]byte("start:\n")); ok {
 		t.Fatal("foreign payload accepted")
 	}
+}
+
+// startScheduler runs an in-process scheduler on a free port with fresh
+// certificates, closed at cleanup.
+func startScheduler(t *testing.T) (*Creds, *scheduler.Scheduler) {
+	t.Helper()
+	cr, err := MakeCreds(certs.KeyECDSAP256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := scheduler.NewConfig()
+	cfg.Cert, cfg.CACert = "", ""
+	cfg.CertPEM, cfg.CACertPEM = cr.Anchor, cr.CACert
+	cfg.Listen = "127.0.0.1:0"
+	cfg.ConfigURI = ""
+	cfg.SSNTPLog = testutil.Logger(t)
+	s, err := scheduler.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Start()
+	t.Cleanup(func() { s.Close() })
+	return cr, s
 }
