@@ -94,9 +94,19 @@ func New(cfg Config) (http.Handler, error) {
 	admin("/v2.1/tenants", http.MethodGet, s.listTenants)
 	admin("/v2.1/events", http.MethodGet, s.listEvents)
 	admin("/v2.1/events", http.MethodDelete, s.clearEvents)
+	// ciao-cli's admin endpoints (admin.go).
+	admin("/v2.1/nodes", http.MethodGet, s.listNodes)
+	admin("/v2.1/nodes/summary", http.MethodGet, s.nodeSummary)
+	admin("/v2.1/nodes/{node}/servers/detail", http.MethodGet, s.nodeServers)
+	admin("/v2.1/cncis", http.MethodGet, s.listCNCIs)
+	admin("/v2.1/cncis/{cnci}/detail", http.MethodGet, s.showCNCI)
+	admin("/v2.1/traces", http.MethodGet, s.listTraces)
+	admin("/v2.1/traces/{label}", http.MethodGet, s.showTrace)
+	admin("/v2.1/flavors/{flavor}/servers/detail", http.MethodGet, s.flavorServers)
 
 	tenant("/v2.1/{tenant}/servers", http.MethodPost, s.createServers)
 	tenant("/v2.1/{tenant}/servers/detail", http.MethodGet, s.listServers)
+	tenant("/v2.1/{tenant}/servers/action", http.MethodPost, s.bulkAction)
 	tenant("/v2.1/{tenant}/servers/{server}", http.MethodGet, s.showServer)
 	tenant("/v2.1/{tenant}/servers/{server}", http.MethodDelete, s.deleteServer)
 	tenant("/v2.1/{tenant}/servers/{server}/action", http.MethodPost, s.serverAction)
@@ -105,6 +115,7 @@ func New(cfg Config) (http.Handler, error) {
 	tenant("/v2.1/{tenant}/flavors/{flavor}", http.MethodGet, s.showFlavor)
 	tenant("/v2.1/{tenant}/quotas", http.MethodGet, s.quotas)
 	tenant("/v2.1/{tenant}/events", http.MethodGet, s.listEvents)
+	tenant("/v2.1/{tenant}/resources", http.MethodGet, s.resources)
 	if cfg.Images != nil {
 		cfg.Images.Register(r, s.imageAuth)
 	}

@@ -292,6 +292,23 @@ func TestAuthzMatrix(t *testing.T) {
 		{method: "PUT", template: "/v2/images/{id}/file", body: "data", path: freshImage("/file"),
 			memberA: noContent, memberB: forbidden, admin: noContent},
 		{method: "GET", template: "/v2/images/{id}/file", path: image("/file"), memberA: noContent, memberB: forbidden, admin: noContent},
+		// ciao-cli's admin and legacy endpoints (admin.go).
+		{method: "GET", template: "/v2.1/nodes", path: fixed("/v2.1/nodes"), memberA: unauth, memberB: unauth, admin: ok},
+		{method: "GET", template: "/v2.1/nodes/summary", path: fixed("/v2.1/nodes/summary"), memberA: unauth, memberB: unauth, admin: ok},
+		{method: "GET", template: "/v2.1/nodes/{node}/servers/detail", path: fixed("/v2.1/nodes/" + f.tenant["A"] + "/servers/detail"),
+			memberA: unauth, memberB: unauth, admin: ok},
+		{method: "GET", template: "/v2.1/cncis", path: fixed("/v2.1/cncis"), memberA: unauth, memberB: unauth, admin: ok},
+		{method: "GET", template: "/v2.1/cncis/{cnci}/detail", path: fixed("/v2.1/cncis/" + f.serverA + "/detail"),
+			memberA: unauth, memberB: unauth, admin: notFound},
+		{method: "GET", template: "/v2.1/traces", path: fixed("/v2.1/traces"), memberA: unauth, memberB: unauth, admin: ok},
+		{method: "GET", template: "/v2.1/traces/{label}", path: fixed("/v2.1/traces/boot"), memberA: unauth, memberB: unauth, admin: ok},
+		{method: "GET", template: "/v2.1/flavors/{flavor}/servers/detail", path: fixed("/v2.1/flavors/" + controller.WorkloadClear + "/servers/detail"),
+			memberA: unauth, memberB: unauth, admin: ok},
+		{method: "GET", template: "/v2.1/{tenant}/resources",
+			path:    fixed("/v2.1/{tenant}/resources?start_date=2026-01-01T00:00:00Z&end_date=2036-01-01T00:00:00Z"),
+			memberA: ok, memberB: unauth, admin: ok, bOwn: ok, leak: true},
+		{method: "POST", template: "/v2.1/{tenant}/servers/action", body: `{"action":"os-stop","servers":["` + f.serverA + `"]}`,
+			path: fixed("/v2.1/{tenant}/servers/action"), memberA: accepted, memberB: unauth, admin: accepted, bOwn: forbidden},
 		// Last: it clears the events the listings above look at.
 		{method: "DELETE", template: "/v2.1/events", path: fixed("/v2.1/events"), memberA: unauth, memberB: unauth, admin: accepted},
 	}

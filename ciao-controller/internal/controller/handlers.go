@@ -57,6 +57,8 @@ func (c *Controller) handle(r received) {
 			id := p.InstanceDeleted.InstanceUUID
 			c.remove(ctx, id, "Deleted Instance "+id, datastore.EventInfo)
 		}
+	case r.typ == ssntp.EVENT && ssntp.Event(r.op) == ssntp.TraceReport:
+		err = c.handleTraceReport(ctx, r)
 	case r.typ == ssntp.EVENT && ssntp.Event(r.op) == ssntp.NodeConnected:
 		var p payloads.NodeConnected
 		if err = yaml.Unmarshal(r.payload, &p); err == nil {
