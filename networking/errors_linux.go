@@ -1,0 +1,5 @@
+package networking
+
+import "syscall"
+
+var errNotSupported = syscall.EOPNOTSUPP
