@@ -172,8 +172,13 @@ func NewComputeNode(cfg Config) (*ComputeNode, error) {
 	return cn, nil
 }
 
-// Close releases the netlink handle; the links are untouched.
-func (cn *ComputeNode) Close() { cn.space.close() }
+// Close releases the netlink handle; the links are untouched. After Close
+// CreateVnic and DestroyVnic fail with ErrClosed.
+func (cn *ComputeNode) Close() {
+	cn.mu.Lock()
+	defer cn.mu.Unlock()
+	cn.space.close()
+}
 
 // ComputeAddr is the node's compute address (tunnel endpoint) and link.
 func (cn *ComputeNode) ComputeAddr() PhysicalAddr { return cn.local }
@@ -244,6 +249,9 @@ func (cn *ComputeNode) CreateVnic(ctx context.Context, c VnicConfig) (*Vnic, *Tu
 	vAlias, bAlias, tAlias := cnVnicAlias(&c), cnBridgeAlias(&c), cnTunnelAlias(&c)
 	cn.mu.Lock()
 	defer cn.mu.Unlock()
+	if cn.space.h == nil {
+		return nil, nil, ErrClosed
+	}
 
 	if v, ok := cn.vnics[vAlias]; ok {
 		if v.id != "" && v.id != c.VnicID {
@@ -459,6 +467,9 @@ func (cn *ComputeNode) DestroyVnic(ctx context.Context, c VnicConfig) (*TunnelEv
 	vAlias := cnVnicAlias(&c)
 	cn.mu.Lock()
 	defer cn.mu.Unlock()
+	if cn.space.h == nil {
+		return nil, ErrClosed
+	}
 	v, ok := cn.vnics[vAlias]
 	if !ok {
 		return nil, nil

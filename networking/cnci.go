@@ -91,8 +91,13 @@ func NewCnci(ctx context.Context, cfg CnciConfig) (*Cnci, error) {
 func (c *Cnci) ComputeAddr() PhysicalAddr { return c.local }
 
 // Close releases the CNCI's handles; its links, dnsmasq and rules stay
-// (a restarted agent rebuilds from them). Shutdown removes them.
-func (c *Cnci) Close() { c.space.close() }
+// (a restarted agent rebuilds from them). Shutdown removes them. After
+// Close every method fails with ErrClosed.
+func (c *Cnci) Close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.space.close()
+}
 
 // rebuild reads the subnets back from the links (§6.2, §12.3).
 func (c *Cnci) rebuild(ctx context.Context) error {
@@ -178,6 +183,9 @@ func (c *Cnci) AddRemoteSubnet(ctx context.Context, subnet net.IPNet, key uint32
 	cnIP = cnIP.To4()
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.space.h == nil {
+		return "", ErrClosed
+	}
 	sn, existed := c.subnets[subnet.String()]
 	if !existed {
 		var err error
@@ -307,6 +315,9 @@ func (c *Cnci) DelRemoteSubnet(ctx context.Context, subnet net.IPNet, key uint32
 	cnIP = cnIP.To4()
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.space.h == nil {
+		return ErrClosed
+	}
 	sn := c.subnets[subnet.String()]
 	if sn == nil || !sn.remotes[cnIP.String()] {
 		return nil
@@ -363,6 +374,9 @@ func (c *Cnci) removeSubnet(ctx context.Context, sn *cnciSubnet) error {
 func (c *Cnci) Shutdown(ctx context.Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.space.h == nil {
+		return ErrClosed
+	}
 	var errs []error
 	for k, sn := range c.subnets {
 		errs = append(errs, c.removeSubnet(ctx, sn))
@@ -407,6 +421,9 @@ func (c *Cnci) AssignPublicIP(ctx context.Context, public, private net.IP) error
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.space.h == nil {
+		return ErrClosed
+	}
 	l, err := c.space.h.LinkByName(c.local.Link)
 	if err != nil {
 		return err
@@ -429,6 +446,9 @@ func (c *Cnci) ReleasePublicIP(ctx context.Context, public, private net.IP) erro
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.space.h == nil {
+		return ErrClosed
+	}
 	err := c.fw.floating(ctx, public.To4(), private.To4(), false)
 	if l, lerr := c.space.h.LinkByName(c.local.Link); lerr == nil {
 		addr := &netlink.Addr{IPNet: &net.IPNet{IP: public.To4(), Mask: net.CIDRMask(32, 32)}}

@@ -74,13 +74,13 @@ func (f *firewall) init(ctx context.Context) error {
 	if err := f.apply(ctx, "nat", true, []string{"-A POSTROUTING -o " + f.ext + " -j MASQUERADE"}); err != nil {
 		return err
 	}
-	return f.space.run(ctx, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
+	return f.space.sysctl("net/ipv4/ip_forward", "1")
 }
 
 // shutdown undoes init.
 func (f *firewall) shutdown(ctx context.Context) error {
 	err := f.apply(ctx, "nat", false, []string{"-A POSTROUTING -o " + f.ext + " -j MASQUERADE"})
-	if e := f.space.run(ctx, "sysctl", "-q", "-w", "net.ipv4.ip_forward=0"); err == nil {
+	if e := f.space.sysctl("net/ipv4/ip_forward", "0"); err == nil {
 		err = e
 	}
 	return err

@@ -51,6 +51,8 @@ var (
 	// ErrNoPhysical: no physical interface carries the compute or
 	// management address (§4).
 	ErrNoPhysical = errors.New("networking: unable to autoconfigure network")
+	// ErrClosed: the ComputeNode or Cnci was closed.
+	ErrClosed = errors.New("networking: closed")
 	// ErrGREUnavailable: the kernel has no gretap support.
 	ErrGREUnavailable = errors.New("networking: gretap is not available in this kernel")
 )

@@ -3,6 +3,7 @@ package networking
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"runtime"
 	"strings"
@@ -94,6 +95,17 @@ func (s *space) do(f func() error) error {
 		errc <- ferr
 	}()
 	return <-errc
+}
+
+// sysctl writes /proc/sys/<key> as seen from the namespace (network
+// sysctls belong to the namespace of the thread that opens them).
+func (s *space) sysctl(key, value string) error {
+	return s.do(func() error {
+		if err := os.WriteFile("/proc/sys/"+key, []byte(value), 0o644); err != nil {
+			return fmt.Errorf("sysctl %s=%s: %w", key, value, err)
+		}
+		return nil
+	})
 }
 
 // command builds a command that runs in the namespace (through nsenter).

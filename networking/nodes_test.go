@@ -88,8 +88,17 @@ func newNS(t testing.TB, role string) ns {
 		_ = exec.Command("ip", "netns", "del", n.name).Run()
 	})
 	n.mustRun(t, "ip", "link", "set", "lo", "up")
-	n.mustRun(t, "sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1")
-	n.mustRun(t, "sysctl", "-q", "-w", "net.ipv6.conf.default.disable_ipv6=1")
+	err := n.do(t, func() error {
+		for _, k := range []string{"all", "default"} {
+			if err := os.WriteFile("/proc/sys/net/ipv6/conf/"+k+"/disable_ipv6", []byte("1"), 0o644); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("turning IPv6 off in %s: %v", n.name, err)
+	}
 	return n
 }
 

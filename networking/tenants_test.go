@@ -97,8 +97,7 @@ func TestTenantNetworks(t *testing.T) {
 		tn.cnciNS, tn.cnciIP = ul.attach(t, "cnci")
 		tn.runDir = t.TempDir()
 		tn.cnci = newTestCnci(t, tn.cnciNS, tn.runDir)
-		c := tn.cnci
-		t.Cleanup(func() { _ = c.Shutdown(context.Background()) })
+		t.Cleanup(func() { _ = tn.cnci.Shutdown(context.Background()) })
 		for i := range nodes {
 			ip := host(tn.subnet, 2+i)
 			vc := tn.vnicConfig(i, ip)
