@@ -14,7 +14,9 @@ import (
 	"github.com/ciao-project/ciao/ciao-cli/internal/client"
 )
 
-const serverData = `[]client.Server for list and add, client.Server for show:
+const serverData = `[]client.Server for list and add, client.Server for show
+(instance list -cn: []client.NodeServer {ID, NodeID, Status, TenantID, IPv4 string;
+Timestamp time.Time; VCPUUsage, MemUsage, DiskUsage int}):
 
 	Addresses.Private []{Addr, OSEXTIPSMACMacAddr, OSEXTIPSType, Version}
 	Created time.Time; Flavor.ID, Image.ID string; HostID (node) string
@@ -225,6 +227,8 @@ func instanceAction(fs *flag.FlagSet, action, done string) func(context.Context,
 func instanceList(fs *flag.FlagSet) func(context.Context, *app) error {
 	detail := fs.Bool("detail", false, "Print detailed information about each instance")
 	tenant := fs.String("tenant", "", "Specify to list instances from a tenant other than -tenant-id")
+	workload := fs.String("workload", "", "List the instances of this workload, all tenants (admin)")
+	cn := fs.String("cn", "", "List the instances on this compute node, in the node format (admin; paging and -detail do not apply)")
 	var lo client.ListOptions
 	fs.StringVar(&lo.Marker, "marker", "", "Show instance list starting from the next instance after marker")
 	fs.IntVar(&lo.Offset, "offset", 0, "Show instance list starting from instance <offset>")
@@ -235,14 +239,22 @@ func instanceList(fs *flag.FlagSet) func(context.Context, *app) error {
 		if lo.Offset < 0 || lo.Limit < 0 {
 			return &usageMsg{"-offset and -limit must not be negative"}
 		}
-		t := *tenant
-		if t == "" {
-			var err error
-			if t, err = a.tenant(ctx); err != nil {
-				return err
-			}
+		if *cn != "" {
+			return nodeInstances(ctx, a, o, *cn)
 		}
-		servers, err := a.api.ListServers(ctx, t, lo)
+		var servers []client.Server
+		var err error
+		if *workload != "" {
+			servers, err = a.api.WorkloadServers(ctx, *workload, lo)
+		} else {
+			t := *tenant
+			if t == "" {
+				if t, err = a.tenant(ctx); err != nil {
+					return err
+				}
+			}
+			servers, err = a.api.ListServers(ctx, t, lo)
+		}
 		if err != nil {
 			return err
 		}
@@ -315,4 +327,23 @@ func instanceShow(fs *flag.FlagSet) func(context.Context, *app) error {
 		writeInstance(a.stdout, s)
 		return nil
 	}
+}
+
+// nodeInstances is instance list -cn: the node format of cli.md §6.4.
+func nodeInstances(ctx context.Context, a *app, o output, node string) error {
+	ns, err := a.api.NodeServers(ctx, node)
+	if err != nil {
+		return err
+	}
+	if ns == nil {
+		ns = []client.NodeServer{}
+	}
+	if done, err := o.custom(a.stdout, ns); done {
+		return err
+	}
+	for i, s := range ns {
+		fmt.Fprintf(a.stdout, "Instance #%d\n\tUUID: %s\n\tStatus: %s\n\tTenant UUID: %s\n\tIPv4: %s\n\tCPUs used: %d\n\tMemory used: %d MB\n\tDisk used: %d MB\n",
+			i+1, s.ID, s.Status, s.TenantID, s.IPv4, s.VCPUUsage, s.MemUsage, s.DiskUsage)
+	}
+	return nil
 }

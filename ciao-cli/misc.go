@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/ciao-project/ciao/ciao-cli/internal/client"
 )
@@ -55,7 +56,18 @@ func eventCommand() command {
 
 Helpers: tojson, filter, select.
 `},
+		{name: "delete", desc: "Deletes all events (admin)", setup: eventDelete},
 	}}
+}
+
+func eventDelete(*flag.FlagSet) func(context.Context, *app) error {
+	return func(ctx context.Context, a *app) error {
+		if err := a.api.DeleteEvents(ctx); err != nil {
+			return err
+		}
+		fmt.Fprintln(a.stdout, "Deleted all event logs")
+		return nil
+	}
 }
 
 func eventList(fs *flag.FlagSet) func(context.Context, *app) error {
@@ -94,40 +106,52 @@ func eventList(fs *flag.FlagSet) func(context.Context, *app) error {
 
 func tenantCommand() command {
 	return command{name: "tenant", subs: []subcommand{
-		{name: "list", desc: "List tenants for the current user", setup: tenantList, data: `[]client.Tenant {ID, Name string}, or with -quotas a client.Quotas:
+		{name: "list", desc: "List tenants for the current user", setup: tenantList, data: `[]client.Tenant {ID, Name string}; with -quotas a client.Quotas:
 
 	ID string; Timestamp time.Time; InstanceLimit, InstanceUsage, VCPULimit,
 	VCPUUsage, MemLimit, MemUsage, DiskLimit, DiskUsage int (-1 = unlimited)
+
+with -resources a []client.Usage {VCPU, Memory, Disk int; Timestamp time.Time}
 
 Helpers: tojson, filter, select.
 `},
 	}}
 }
 
+// tenantList lists the user's projects (identity login), every tenant
+// the controller knows (-all, admin; also the default with a static
+// token), the current tenant's quotas (-quotas) or its usage over the
+// last 15 minutes (-resources). The first of -all, -quotas, -resources
+// given wins, as in 2016.
 func tenantList(fs *flag.FlagSet) func(context.Context, *app) error {
 	all := fs.Bool("all", false, "List all tenants the controller knows (admin)")
 	quotas := fs.Bool("quotas", false, "List quotas and usage of the current tenant")
+	resources := fs.Bool("resources", false, "List the current tenant's usage over the last 15 minutes")
 	var o output
 	o.flags(fs)
 	return func(ctx context.Context, a *app) error {
-		if *quotas && !*all {
-			t, err := a.tenant(ctx)
+		ks, identity := a.tokens.(*client.Keystone)
+		switch {
+		case *all:
+		case *quotas:
+			return tenantQuotas(ctx, a, o)
+		case *resources:
+			return tenantResources(ctx, a, o)
+		case identity:
+			ps, err := ks.Projects(ctx)
 			if err != nil {
 				return err
 			}
-			q, err := a.api.Quotas(ctx, t)
-			if err != nil {
+			if ps == nil {
+				ps = []client.Tenant{}
+			}
+			if done, err := o.custom(a.stdout, ps); done {
 				return err
 			}
-			if done, err := o.custom(a.stdout, q); done {
-				if err == nil && o.format != "" {
-					fmt.Fprintln(a.stdout)
-				}
-				return err
+			fmt.Fprintf(a.stdout, "Projects for user %s\n", a.cfg.Username)
+			for _, p := range ps {
+				fmt.Fprintf(a.stdout, "\tUUID: %s\n\tName: %s\n", p.ID, p.Name)
 			}
-			fmt.Fprintf(a.stdout, "Quotas for tenant %s:\n\tInstances: %d | %s\n\tCPUs:      %d | %s\n\tMemory:    %d | %s\n\tDisk:      %d | %s\n",
-				q.ID, q.InstanceUsage, limit(q.InstanceLimit), q.VCPUUsage, limit(q.VCPULimit),
-				q.MemUsage, limit(q.MemLimit), q.DiskUsage, limit(q.DiskLimit))
 			return nil
 		}
 		ts, err := a.api.ListTenants(ctx)
@@ -145,6 +169,54 @@ func tenantList(fs *flag.FlagSet) func(context.Context, *app) error {
 		}
 		return nil
 	}
+}
+
+func tenantQuotas(ctx context.Context, a *app, o output) error {
+	t, err := a.tenant(ctx)
+	if err != nil {
+		return err
+	}
+	q, err := a.api.Quotas(ctx, t)
+	if err != nil {
+		return err
+	}
+	if done, err := o.custom(a.stdout, q); done {
+		if err == nil && o.format != "" {
+			fmt.Fprintln(a.stdout)
+		}
+		return err
+	}
+	fmt.Fprintf(a.stdout, "Quotas for tenant %s:\n\tInstances: %d | %s\n\tCPUs:      %d | %s\n\tMemory:    %d | %s\n\tDisk:      %d | %s\n",
+		q.ID, q.InstanceUsage, limit(q.InstanceLimit), q.VCPUUsage, limit(q.VCPULimit),
+		q.MemUsage, limit(q.MemLimit), q.DiskUsage, limit(q.DiskLimit))
+	return nil
+}
+
+func tenantResources(ctx context.Context, a *app, o output) error {
+	t, err := a.tenant(ctx)
+	if err != nil {
+		return err
+	}
+	end := time.Now()
+	us, err := a.api.Resources(ctx, t, end.Add(-15*time.Minute), end.Add(time.Second))
+	if err != nil {
+		return err
+	}
+	if us == nil {
+		us = []client.Usage{}
+	}
+	if done, err := o.custom(a.stdout, us); done {
+		return err
+	}
+	if len(us) == 0 {
+		fmt.Fprintf(a.stdout, "No usage history for %s\n", t)
+		return nil
+	}
+	fmt.Fprintf(a.stdout, "Usage for tenant %s:\n", t)
+	for _, u := range us {
+		fmt.Fprintf(a.stdout, "\t%v: [%d CPUs] [%d MB memory] [%d MB disk]\n", u.Timestamp, u.VCPU, u.Memory, u.Disk)
+	}
+	return nil
 }
 
 func limit(n int) string {

@@ -95,7 +95,7 @@ func (k *Keystone) Token(ctx context.Context) (Token, error) {
 		}
 		id = p.ID
 	}
-	scope := map[string]any{"name": name, "domain": map[string]string{"name": "default"}}
+	scope := map[string]any{"name": name, "domain": map[string]string{"id": "default"}}
 	if name == "" {
 		scope = map[string]any{"id": id}
 	}
@@ -157,28 +157,38 @@ func (k *Keystone) login(ctx context.Context, scope map[string]any) (Token, stri
 	return t, out.Token.User.ID, nil
 }
 
-// pickProject logs in unscoped and returns the user's only project.
-func (k *Keystone) pickProject(ctx context.Context) (Tenant, error) {
+// Projects logs in unscoped and lists the user's projects
+// (GET /v3/users/<id>/projects).
+func (k *Keystone) Projects(ctx context.Context) ([]Tenant, error) {
 	t, uid, err := k.login(ctx, nil)
 	if err != nil {
-		return Tenant{}, err
+		return nil, err
 	}
 	if uid == "" {
-		return Tenant{}, fmt.Errorf("%w: the identity service returned no user id", ErrAuth)
+		return nil, fmt.Errorf("%w: the identity service returned no user id", ErrAuth)
 	}
 	var out struct {
 		Projects []Tenant `json:"projects"`
 	}
 	if _, err := k.send(ctx, http.MethodGet, "/v3/users/"+url.PathEscape(uid)+"/projects", t.ID, nil, &out); err != nil {
+		return nil, err
+	}
+	return out.Projects, nil
+}
+
+// pickProject returns the user's only project.
+func (k *Keystone) pickProject(ctx context.Context) (Tenant, error) {
+	ps, err := k.Projects(ctx)
+	if err != nil {
 		return Tenant{}, err
 	}
-	switch len(out.Projects) {
+	switch len(ps) {
 	case 0:
 		return Tenant{}, fmt.Errorf("%w: user %s belongs to no project", ErrAuth, k.User)
 	case 1:
-		return out.Projects[0], nil
+		return ps[0], nil
 	}
-	return Tenant{}, &AmbiguousProjectError{User: k.User, Projects: out.Projects}
+	return Tenant{}, &AmbiguousProjectError{User: k.User, Projects: ps}
 }
 
 // send performs one identity request and decodes its JSON answer.

@@ -115,7 +115,7 @@ func NewHTTPClient(caFile string) (*http.Client, error) {
 type forgetter interface{ Forget() }
 
 // send builds and sends one request with the current token.
-func (c *Client) send(ctx context.Context, method, u string, payload []byte) (*http.Response, error) {
+func (c *Client) send(ctx context.Context, method, u string, payload []byte, contentType string) (*http.Response, error) {
 	var rd io.Reader
 	if payload != nil {
 		rd = bytes.NewReader(payload)
@@ -125,8 +125,13 @@ func (c *Client) send(ctx context.Context, method, u string, payload []byte) (*h
 		return nil, fmt.Errorf("build request: %w", err)
 	}
 	if payload != nil {
-		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Content-Type", contentType)
 	}
+	return c.sendReq(ctx, req)
+}
+
+// sendReq adds the Accept and X-Auth-Token headers to req and sends it.
+func (c *Client) sendReq(ctx context.Context, req *http.Request) (*http.Response, error) {
 	req.Header.Set("Accept", "application/json")
 	if c.cfg.Tokens != nil {
 		tok, err := c.cfg.Tokens.Token(ctx)
@@ -141,16 +146,24 @@ func (c *Client) send(ctx context.Context, method, u string, payload []byte) (*h
 	if err != nil {
 		return nil, unreachable(c.cfg.BaseURL, err)
 	}
+	if f, ok := c.cfg.Tokens.(forgetter); ok && resp.StatusCode == http.StatusUnauthorized {
+		f.Forget() // the next call logs in again
+	}
 	return resp, nil
 }
 
-// do sends one request; body is JSON-encoded unless it is a []byte. A
-// non-nil out receives the decoded response.
+// do sends one request to the compute API; body is JSON-encoded unless
+// it is a []byte. A non-nil out receives the decoded response.
 func (c *Client) do(ctx context.Context, method, path string, q url.Values, body any, out any) (int, error) {
 	u := c.cfg.BaseURL + path
 	if len(q) > 0 {
 		u += "?" + q.Encode()
 	}
+	return c.doURL(ctx, method, u, body, "", out)
+}
+
+// doURL is do on a full URL, with the body's content type ("" = JSON).
+func (c *Client) doURL(ctx context.Context, method, u string, body any, contentType string, out any) (int, error) {
 	var payload []byte
 	if body != nil {
 		b, ok := body.([]byte)
@@ -162,32 +175,43 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, body
 		}
 		payload = b
 	}
-	resp, err := c.send(ctx, method, u, payload)
+	if contentType == "" {
+		contentType = "application/json"
+	}
+	resp, err := c.send(ctx, method, u, payload, contentType)
 	if err != nil {
 		return 0, err
 	}
-	if f, ok := c.cfg.Tokens.(forgetter); ok && resp.StatusCode == http.StatusUnauthorized {
+	if _, ok := c.cfg.Tokens.(forgetter); ok && resp.StatusCode == http.StatusUnauthorized {
 		// A cached token may have been revoked: log in again once.
 		resp.Body.Close()
-		f.Forget()
-		if resp, err = c.send(ctx, method, u, payload); err != nil {
+		if resp, err = c.send(ctx, method, u, payload, contentType); err != nil {
 			return 0, err
 		}
 	}
 	defer resp.Body.Close()
+	return resp.StatusCode, c.check(resp, method, u, out)
+}
+
+// check turns a status >= 400 into an *APIError, or decodes the JSON
+// body into out (if not nil).
+func (c *Client) check(resp *http.Response, method, u string, out any) error {
+	if resp.StatusCode < 400 && out == nil {
+		return nil
+	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if err != nil {
-		return resp.StatusCode, fmt.Errorf("read response of %s %s: %w", method, u, err)
+		return fmt.Errorf("read response of %s %s: %w", method, u, err)
 	}
 	if resp.StatusCode >= 400 {
-		return resp.StatusCode, &APIError{Method: method, URL: u, Status: resp.StatusCode, Message: errorMessage(data)}
+		return &APIError{Method: method, URL: u, Status: resp.StatusCode, Message: errorMessage(data)}
 	}
-	if out != nil && len(bytes.TrimSpace(data)) > 0 {
+	if len(bytes.TrimSpace(data)) > 0 {
 		if err := json.Unmarshal(data, out); err != nil {
-			return resp.StatusCode, fmt.Errorf("decode response of %s %s: %w", method, u, err)
+			return fmt.Errorf("decode response of %s %s: %w", method, u, err)
 		}
 	}
-	return resp.StatusCode, nil
+	return nil
 }
 
 func unreachable(base string, err error) error {
