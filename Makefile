@@ -7,7 +7,14 @@ FUZZTIME  ?= 60s
 GOBIN     ?= $(shell $(GO) env GOPATH)/bin
 STATICCHECK_VERSION ?= v0.8.2
 
+# _release/ is skipped by ./... (a leading underscore); its packages are
+# listed explicitly.
+RELEASE_PKGS = $(shell find _release -name '*.go' -printf '%h\n' | sort -u | sed 's|^|./|')
+DEV_STATE ?= /var/lib/ciao-dev
+DEVCLUSTER_FLAGS ?=
+
 .PHONY: help build deps test unit check fuzz fuzz-short bench clean
+.PHONY: release-check dev-cluster dev-cluster-down dev-cluster-status
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -21,7 +28,7 @@ build: ## build every command into ./bin
 deps: ## install the OS packages Ciao and its tests use (osprepare; root or sudo)
 	@./scripts/install-test-deps.sh
 
-test: deps check unit fuzz-short ## everything CI runs: OS packages, checks, unit and integration tests with -race, short fuzz runs
+test: deps check unit release-check fuzz-short ## everything CI runs: OS packages, checks, unit and integration tests with -race, short fuzz runs
 
 unit: ## go test -race on every package
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
@@ -33,6 +40,21 @@ check: ## gofmt, go vet, staticcheck and import boundaries
 	@test -x $(GOBIN)/staticcheck || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 	$(GOBIN)/staticcheck $(PKGS)
 	@./scripts/check-imports.sh
+
+release-check: ## vet, staticcheck and go test -race of _release/ (dev cluster, release tooling; the acceptance suite skips itself)
+	$(GO) vet $(RELEASE_PKGS)
+	@test -x $(GOBIN)/staticcheck || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	$(GOBIN)/staticcheck $(RELEASE_PKGS)
+	$(GO) test -race -count=1 -timeout 10m $(RELEASE_PKGS)
+
+dev-cluster: ## as root: the single-machine dev cluster, with a container, a VM and a process running (DEV_STATE, DEVCLUSTER_FLAGS)
+	$(GO) run ./_release/cmd/ciao-devcluster up -state-dir $(DEV_STATE) -repo $(CURDIR) $(DEVCLUSTER_FLAGS)
+
+dev-cluster-down: ## remove everything make dev-cluster made, and check nothing is left
+	$(GO) run ./_release/cmd/ciao-devcluster down -state-dir $(DEV_STATE)
+
+dev-cluster-status: ## the dev cluster's daemons, pids and restarts
+	$(GO) run ./_release/cmd/ciao-devcluster status -state-dir $(DEV_STATE)
 
 fuzz-short: ## every fuzz target for a few seconds (FUZZTIME=3s)
 	@./scripts/fuzz.sh 3s
