@@ -23,7 +23,8 @@ build: ## build every command into ./bin
 	@mkdir -p $(BIN)
 	$(GO) build -o $(BIN)/ ./ciao-scheduler ./ciao-launcher ./ciao-controller ./ciao-cli ./ssntp/ciao-cert ./ssntp/ssntp-bench \
 		./osprepare/cmd/ciao-osprepare ./ciao-scheduler/ciao-scheduler-load \
-		./ciao-launcher/cmd/launcher-bench ./ciao-launcher/cmd/vm-bench ./ciao-controller/cmd/controller-bench
+		./ciao-launcher/cmd/launcher-bench ./ciao-launcher/cmd/vm-bench ./ciao-controller/cmd/controller-bench \
+		./ciao-webui
 
 deps: ## install the OS packages Ciao and its tests use (osprepare; root or sudo)
 	@./scripts/install-test-deps.sh
