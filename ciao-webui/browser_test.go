@@ -145,8 +145,10 @@ func js(expr string) chromedp.Action[chromedp.Void] {
 	return void(chromedp.Evaluate[any](expr))
 }
 
-// waitJS polls a JavaScript condition until it is true.
+// waitJS polls a JavaScript condition until it is true; a condition
+// that throws (its element is not there yet) counts as false.
 func waitJS(cond string) chromedp.Action[chromedp.Void] {
+	cond = "(() => { try { return !!(" + cond + "); } catch (e) { return false; } })()"
 	return void(chromedp.Poll[bool](cond, chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(50*time.Second)))
 }
 
