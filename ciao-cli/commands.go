@@ -58,6 +58,8 @@ type subcommand struct {
 type command struct {
 	name string
 	subs []subcommand
+	// note, if set, is printed in the command's usage.
+	note string
 }
 
 // commands is the command table; each file adds its own.
@@ -93,6 +95,9 @@ func commandUsage(w io.Writer, c command) {
 		fmt.Fprintf(w, "\t%s\n", n)
 	}
 	fmt.Fprintf(w, "\nUse \"ciao-cli %s sub-command -help\" for more information about that sub-command.\n", c.name)
+	if c.note != "" {
+		fmt.Fprintf(w, "\n%s\n", c.note)
+	}
 }
 
 func subUsage(w io.Writer, c command, s subcommand, fs *flag.FlagSet) {
@@ -186,7 +191,11 @@ func newApp(cfg config, stdout, stderr io.Writer) (*app, error) {
 		ts = &client.Keystone{URL: cfg.Identity, User: cfg.Username, Password: cfg.Password,
 			ProjectName: cfg.TenantName, ProjectID: cfg.TenantID, CacheDir: cache, HTTP: hc}
 	}
-	api, err := client.New(client.Config{BaseURL: cfg.baseURL(), Tokens: ts, HTTP: hc})
+	ccfg := client.Config{BaseURL: cfg.baseURL(), Tokens: ts, HTTP: hc}
+	if cfg.Verbosity >= 2 {
+		ccfg.Debug = stderr
+	}
+	api, err := client.New(ccfg)
 	if err != nil {
 		return nil, err
 	}

@@ -22,6 +22,7 @@ type config struct {
 	Identity    string // Keystone base URL
 	CAFile      string
 	Token       string // used as is when set
+	Verbosity   int    // -v: 2 and more log every API call on stderr
 }
 
 // envVars maps each global flag to its environment variable.
@@ -48,6 +49,16 @@ func globalFlags(fs *flag.FlagSet, c *config) {
 	fs.StringVar(&c.Identity, "identity", "", "identity (Keystone v3) base URL, e.g. https://host:35357 [CIAO_IDENTITY]")
 	fs.StringVar(&c.CAFile, "ca-file", "", "extra CA certificate (PEM) trusted for the controller and the identity service [CIAO_CA_CERT_FILE]")
 	fs.StringVar(&c.Token, "token", "", "API token sent as X-Auth-Token, instead of a username/password login [CIAO_TOKEN]")
+	fs.IntVar(&c.Verbosity, "v", 0, "log level: 2 or more logs every API request, its status and response on standard error")
+	// The 2016 CLI had glog's flags; scripts passing them keep working.
+	var ignored string
+	for _, name := range []string{"log_dir", "log_backtrace_at", "stderrthreshold", "vmodule"} {
+		fs.StringVar(&ignored, name, "", "accepted for compatibility with the 2016 ciao-cli; ignored")
+	}
+	var ignoredBool bool
+	for _, name := range []string{"logtostderr", "alsologtostderr"} {
+		fs.BoolVar(&ignoredBool, name, false, "accepted for compatibility with the 2016 ciao-cli; ignored (diagnostics always go to standard error)")
+	}
 }
 
 // parseGlobal parses the global options in args and fills every option

@@ -10,6 +10,14 @@
 // failures are fatal (C2), deletes accept 202 and 204 (C3), and errors
 // are one line on stderr without a stack dump (C9).
 //
+// Commands: instance, workload, tenant, event, node, trace, image,
+// volume and completion (bash, zsh). Every listing takes -f (a Go
+// template over the Go records of package client, as in 2016) or -json
+// (the controller's JSON keys). The glog flags of 2016 are accepted; -v 2
+// logs every API call on stderr (C8). volume keeps the 2016 grammar but
+// fails: the controller has no volume API yet. image talks to the
+// controller's /v2/images on the compute port.
+//
 // Exit status: 0 on success, 2 when usage was shown, 1 on any other
 // failure.
 package main

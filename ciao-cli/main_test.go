@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"regexp"
+	"slices"
+	"sort"
 	"strings"
 	"testing"
 
@@ -233,5 +236,32 @@ func TestReportOneLine(t *testing.T) {
 	}
 	if code := report(nil, &b); code != 0 {
 		t.Errorf("nil error: %d", code)
+	}
+}
+
+// "ciao-cli <command> -help" lists exactly the command table's
+// sub-commands; volume says it is not available.
+func TestCommandHelpListsSubcommands(t *testing.T) {
+	line := regexp.MustCompile(`(?m)^\t(\S+)$`)
+	for _, c := range commands() {
+		var stderr bytes.Buffer
+		err := runEnv(t.Context(), []string{c.name, "-help"}, envOf(nil), io.Discard, &stderr)
+		if report(err, io.Discard) != 2 {
+			t.Errorf("%s -help: %v", c.name, err)
+		}
+		var got, want []string
+		for _, m := range line.FindAllStringSubmatch(stderr.String(), -1) {
+			got = append(got, m[1])
+		}
+		for _, s := range c.subs {
+			want = append(want, s.name)
+		}
+		sort.Strings(want)
+		if !slices.Equal(got, want) {
+			t.Errorf("%s -help lists %q, the table has %q", c.name, got, want)
+		}
+		if c.name == "volume" && !strings.Contains(stderr.String(), "volumes are not available") {
+			t.Errorf("volume -help does not say volumes are unavailable:\n%s", stderr.String())
+		}
 	}
 }

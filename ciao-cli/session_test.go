@@ -704,9 +704,9 @@ func rest(t *testing.T, r runner, c *cluster, admin, alice []string) {
 		t.Errorf("quotas -json: %v %v", q, err)
 	}
 	// The launcher samples usage every 100ms: history appears.
-	res := r.poll(alice, func(s string) bool { return strings.HasPrefix(s, "Usage for tenant "+tid+":\n\t") }, "tenant", "list", "-resources")
-	if !regexp.MustCompile(`(?m)^\t.+: \[\d+ CPUs\] \[\d+ MB memory\] \[\d+ MB disk\]$`).MatchString(res) {
-		t.Errorf("tenant list -resources:\n%s", res)
+	usage := r.poll(alice, func(s string) bool { return strings.HasPrefix(s, "Usage for tenant "+tid+":\n\t") }, "tenant", "list", "-resources")
+	if !regexp.MustCompile(`(?m)^\t.+: \[\d+ CPUs\] \[\d+ MB memory\] \[\d+ MB disk\]$`).MatchString(usage) {
+		t.Errorf("tenant list -resources:\n%s", usage)
 	}
 	if out := r.ok(admin, "tenant", "list", "-all", "-f", "{{len .}}"); out == "0" {
 		t.Errorf("tenant list -all: %q", out)
@@ -733,6 +733,15 @@ func rest(t *testing.T, r runner, c *cluster, admin, alice []string) {
 		t.Errorf("add -json: %q", out)
 	}
 	r.ok(alice, "instance", "delete", "-all")
+
+	// The 2016 glog flags are accepted; -v 2 logs the calls on stderr
+	// and leaves stdout alone (C8).
+	res := r.run(alice, "-v", "2", "-logtostderr", "-alsologtostderr=false", "-log_dir", "/nonexistent", "-log_backtrace_at", "",
+		"-stderrthreshold", "INFO", "-vmodule", "x=1", "workload", "list", "-f", "{{len .}}")
+	if res.code != 0 || res.stdout == "" || strings.Contains(res.stdout, "GET") ||
+		!strings.Contains(res.stderr, "ciao-cli: GET https://127.0.0.1:"+strconv.Itoa(c.port)+"/v2.1/") {
+		t.Errorf("-v 2: %+v", res)
+	}
 
 	// volume: every sub-command refuses clearly, without credentials.
 	for _, args := range [][]string{

@@ -24,7 +24,7 @@ func volumeCommand() command {
 			}}
 	}
 	vol := func(fs *flag.FlagSet) { fs.String("volume", "", "Volume UUID") }
-	return command{name: "volume", subs: []subcommand{
+	return command{name: "volume", note: "NOTE: " + errNoVolumes.Error() + ".\nThe sub-commands and flags are those of the 2016 ciao-cli; each one fails without contacting anything.", subs: []subcommand{
 		sub("add", "Create a new block storage volume", func(fs *flag.FlagSet) {
 			fs.Int("size", 1, "Size of the volume in GB")
 			fs.String("name", "", "Volume name")

@@ -67,6 +67,8 @@ type Config struct {
 	Tokens TokenSource
 	// HTTP is the HTTP client; nil uses one built by NewHTTPClient("").
 	HTTP *http.Client
+	// Debug, if set, receives one line per API call and its JSON answer.
+	Debug io.Writer
 }
 
 // Client calls the controller's compute API. It is safe for concurrent use.
@@ -190,6 +192,17 @@ func (c *Client) doURL(ctx context.Context, method, u string, body any, contentT
 		}
 	}
 	defer resp.Body.Close()
+	if c.cfg.Debug != nil {
+		data, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+		resp.Body = io.NopCloser(bytes.NewReader(data))
+		fmt.Fprintf(c.cfg.Debug, "ciao-cli: %s %s: %s\n", method, u, resp.Status)
+		if s := strings.TrimSpace(string(data)); s != "" {
+			if len(s) > 4096 {
+				s = s[:4096] + "…"
+			}
+			fmt.Fprintf(c.cfg.Debug, "%s\n", s)
+		}
+	}
 	return resp.StatusCode, c.check(resp, method, u, out)
 }
 
