@@ -22,6 +22,7 @@ help: ## list the targets
 build: ## build every command into ./bin
 	@mkdir -p $(BIN)
 	$(GO) build -o $(BIN)/ ./ciao-scheduler ./ciao-launcher ./ciao-controller ./ciao-cli ./ssntp/ciao-cert ./ssntp/ssntp-bench \
+		./networking/ciao-cnci-agent \
 		./osprepare/cmd/ciao-osprepare ./ciao-scheduler/ciao-scheduler-load \
 		./ciao-launcher/cmd/launcher-bench ./ciao-launcher/cmd/vm-bench ./ciao-controller/cmd/controller-bench \
 		./ciao-webui

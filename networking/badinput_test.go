@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/vishvananda/netlink"
+
+	"github.com/ciao-project/ciao/networking/internal/nettest"
 )
 
 func TestSubnetKeyAndNames(t *testing.T) {
@@ -83,10 +85,10 @@ func linkNames(t *testing.T, h *netlink.Handle) []string {
 func TestBadInputLeavesNothing(t *testing.T) {
 	requireNetAdmin(t)
 	ctx := context.Background()
-	ul := newUnderlay(t)
-	node, _ := ul.attach(t, "cn")
+	ul := nettest.NewUnderlay(t)
+	node, _ := ul.Attach(t, "cn")
 	cn := newTestCN(t, node)
-	h := node.handle(t)
+	h := node.Handle(t)
 	subnet := mustSubnet(t, "172.16.5.0/24")
 	good := func() VnicConfig {
 		ip := host(subnet, 2)
@@ -155,7 +157,7 @@ func TestBadInputLeavesNothing(t *testing.T) {
 
 	// The kernel refuses the tunnel (its VNI is taken on this port): the
 	// bridge made just before is removed again.
-	node.mustRun(t, "ip", "link", "add", "squat", "type", "vxlan", "id", "1377452", "dstport", "4789", "local", cn.ComputeAddr().IP.String())
+	node.MustRun(t, "ip", "link", "add", "squat", "type", "vxlan", "id", "1377452", "dstport", "4789", "local", cn.ComputeAddr().IP.String())
 	before = linkNames(t, h)
 	vc := good()
 	vc.Subnet = mustSubnet(t, "172.4.21.0/24") // key 0x1504AC = 1377452
@@ -179,8 +181,8 @@ func TestBadInputLeavesNothing(t *testing.T) {
 func TestCnciBadInput(t *testing.T) {
 	requireNetAdmin(t)
 	requireTools(t, "dnsmasq", "iptables-restore", "nsenter")
-	ul := newUnderlay(t)
-	n, _ := ul.attach(t, "cnci")
+	ul := nettest.NewUnderlay(t)
+	n, _ := ul.Attach(t, "cnci")
 	c := newTestCnci(t, n, t.TempDir())
 	t.Cleanup(func() { _ = c.Shutdown(context.Background()) })
 	ctx := context.Background()
@@ -195,7 +197,7 @@ func TestCnciBadInput(t *testing.T) {
 	if _, err := c.AddRemoteSubnet(ctx, sub, SubnetKey(sub), nil); !errors.Is(err, ErrBadConfig) {
 		t.Errorf("no compute node IP: %v", err)
 	}
-	if l := n.ciaoLinks(t); len(l) != 0 || len(c.Subnets()) != 0 {
+	if l := n.CiaoLinks(t); len(l) != 0 || len(c.Subnets()) != 0 {
 		t.Errorf("bad input built %v / %+v", l, c.Subnets())
 	}
 }
@@ -205,12 +207,12 @@ func TestCnciBadInput(t *testing.T) {
 func TestVMTapAndGRE(t *testing.T) {
 	requireNetAdmin(t)
 	ctx := context.Background()
-	ul := newUnderlay(t)
-	node, _ := ul.attach(t, "cn")
+	ul := nettest.NewUnderlay(t)
+	node, _ := ul.Attach(t, "cn")
 	subnet := mustSubnet(t, "172.16.7.0/24")
 	vc := VnicConfig{Role: TenantVM, VnicIP: host(subnet, 2), VnicMAC: InstanceMAC(host(subnet, 2)), Subnet: subnet,
 		ConcIP: net.ParseIP("10.77.0.50"), VnicID: "v1", InstanceID: "i1", TenantID: "tenant", SubnetID: subnet.String(), ConcID: "cnci"}
-	h := node.handle(t)
+	h := node.Handle(t)
 
 	cn := newTestCN(t, node)
 	defer cn.Close()
@@ -239,7 +241,7 @@ func TestVMTapAndGRE(t *testing.T) {
 	if ev, err := cn.DestroyVnic(ctx, vc); err != nil || ev == nil || ev.Added {
 		t.Fatalf("DestroyVnic: %+v, %v", ev, err)
 	}
-	if l := node.ciaoLinks(t); len(l) != 0 {
+	if l := node.CiaoLinks(t); len(l) != 0 {
 		t.Fatalf("left %v", l)
 	}
 	// Hard reset removes whatever is left.
@@ -247,15 +249,15 @@ func TestVMTapAndGRE(t *testing.T) {
 		t.Fatal(err)
 	}
 	cn.Close()
-	if failed, err := ResetNetwork(Config{Netns: node.path()}); err != nil {
+	if failed, err := ResetNetwork(Config{Netns: node.Path()}); err != nil {
 		t.Fatalf("ResetNetwork: %v %v", failed, err)
 	}
-	if l := node.ciaoLinks(t); len(l) != 0 {
+	if l := node.CiaoLinks(t); len(l) != 0 {
 		t.Fatalf("reset left %v", l)
 	}
 
 	cfg := DefaultConfig()
-	cfg.Netns, cfg.Tunnel, cfg.Logger = node.path(), TunnelGRE, testLogger{t}
+	cfg.Netns, cfg.Tunnel, cfg.Logger = node.Path(), TunnelGRE, testLogger{T: t}
 	gcn, err := NewComputeNode(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -263,7 +265,7 @@ func TestVMTapAndGRE(t *testing.T) {
 	defer gcn.Close()
 	_, _, err = gcn.CreateVnic(ctx, vc)
 	if errors.Is(err, ErrGREUnavailable) {
-		if l := node.ciaoLinks(t); len(l) != 0 {
+		if l := node.CiaoLinks(t); len(l) != 0 {
 			t.Fatalf("failed gretap left %v", l)
 		}
 		t.Skipf("gretap is not available in this kernel (the ip_gre module is missing); this test skips even under CI, where the kernel lacks it too: %v", err)

@@ -6,6 +6,8 @@ import (
 	"net"
 	"sync"
 	"testing"
+
+	"github.com/ciao-project/ciao/networking/internal/nettest"
 )
 
 // tenant is one tenant of the multi-node test: a subnet, its CNCI and its
@@ -13,13 +15,13 @@ import (
 type tenant struct {
 	id     string
 	subnet net.IPNet
-	cnciNS ns
+	cnciNS nettest.NS
 	runDir string
 	cnciIP net.IP
 	cnci   *Cnci
 	insts  []*instance
 	vnics  []VnicConfig
-	nodes  []ns // node of each instance
+	nodes  []nettest.NS // node of each instance
 }
 
 func (tn *tenant) vnicConfig(i int, ip net.IP) VnicConfig {
@@ -48,11 +50,11 @@ func (tn *tenant) forward(t *testing.T, ev *TunnelEvent) {
 	}
 }
 
-func newTestCnci(t *testing.T, n ns, runDir string) *Cnci {
+func newTestCnci(t *testing.T, n nettest.NS, runDir string) *Cnci {
 	t.Helper()
 	cfg := CnciConfig{Config: DefaultConfig(), RunDir: runDir, Firewall: true}
-	cfg.Netns = n.path()
-	cfg.Logger = testLogger{t}
+	cfg.Netns = n.Path()
+	cfg.Logger = testLogger{T: t}
 	c, err := NewCnci(testCtx(t), cfg)
 	if err != nil {
 		t.Fatalf("NewCnci: %v", err)
@@ -60,11 +62,11 @@ func newTestCnci(t *testing.T, n ns, runDir string) *Cnci {
 	return c
 }
 
-func newTestCN(t *testing.T, n ns) *ComputeNode {
+func newTestCN(t *testing.T, n nettest.NS) *ComputeNode {
 	t.Helper()
 	cfg := DefaultConfig()
-	cfg.Netns = n.path()
-	cfg.Logger = testLogger{t}
+	cfg.Netns = n.Path()
+	cfg.Logger = testLogger{T: t}
 	cn, err := NewComputeNode(cfg)
 	if err != nil {
 		t.Fatalf("NewComputeNode: %v", err)
@@ -83,10 +85,10 @@ func TestTenantNetworks(t *testing.T) {
 	requireNetAdmin(t)
 	requireTools(t, "dnsmasq", "iptables-restore", "busybox", "nsenter")
 	ctx := testCtx(t)
-	ul := newUnderlay(t)
-	n1, _ := ul.attach(t, "cn1")
-	n2, _ := ul.attach(t, "cn2")
-	nodes := []ns{n1, n2}
+	ul := nettest.NewUnderlay(t)
+	n1, _ := ul.Attach(t, "cn1")
+	n2, _ := ul.Attach(t, "cn2")
+	nodes := []nettest.NS{n1, n2}
 	cns := []*ComputeNode{newTestCN(t, n1), newTestCN(t, n2)}
 
 	tenants := []*tenant{
@@ -94,7 +96,7 @@ func TestTenantNetworks(t *testing.T) {
 		{id: "tenantB", subnet: mustSubnet(t, "172.16.1.0/24")},
 	}
 	for _, tn := range tenants {
-		tn.cnciNS, tn.cnciIP = ul.attach(t, "cnci")
+		tn.cnciNS, tn.cnciIP = ul.Attach(t, "cnci")
 		tn.runDir = t.TempDir()
 		tn.cnci = newTestCnci(t, tn.cnciNS, tn.runDir)
 		t.Cleanup(func() { _ = tn.cnci.Shutdown(context.Background()) })
@@ -131,10 +133,10 @@ func TestTenantNetworks(t *testing.T) {
 
 	t.Run("same tenant across nodes", func(t *testing.T) {
 		for _, tn := range tenants {
-			if !tn.insts[0].ns.ping(tn.insts[1].ip) {
+			if !tn.insts[0].ns.Ping(tn.insts[1].ip) {
 				t.Errorf("%s: instance on node 1 cannot ping its peer on node 2", tn.id)
 			}
-			if !tn.insts[1].ns.ping(Gateway(tn.subnet)) {
+			if !tn.insts[1].ns.Ping(Gateway(tn.subnet)) {
 				t.Errorf("%s: instance cannot ping its gateway", tn.id)
 			}
 		}
@@ -146,22 +148,22 @@ func TestTenantNetworks(t *testing.T) {
 		for _, in := range B.insts {
 			patterns = append(patterns, in.mac, in.ip.To4())
 		}
-		var sniffers []*sniffer
+		var sniffers []*nettest.Sniffer
 		for i, cn := range cns {
 			v, _, err := cn.CreateVnic(ctx, A.vnics[i]) // idempotent: returns the bridge
 			if err != nil {
 				t.Fatal(err)
 			}
-			sniffers = append(sniffers, sniff(t, nodes[i], v.Bridge, patterns...))
+			sniffers = append(sniffers, nettest.Sniff(t, nodes[i], v.Bridge, patterns...))
 		}
 		sa := A.cnci.Subnets()
-		sniffers = append(sniffers, sniff(t, A.cnciNS, sa[0].Bridge, patterns...))
+		sniffers = append(sniffers, nettest.Sniff(t, A.cnciNS, sa[0].Bridge, patterns...))
 		// A's own traffic during the window shows the capture works.
-		control := sniff(t, nodes[1], mustBridge(t, cns[1], A.vnics[1]), A.insts[0].mac)
+		control := nettest.Sniff(t, nodes[1], mustBridge(t, cns[1], A.vnics[1]), A.insts[0].mac)
 
 		// Every check must fail; they run side by side (each waits 1 s).
 		var wg sync.WaitGroup
-		check := func(what string, b *instance, ip net.IP, f func(ns, net.IP) bool) {
+		check := func(what string, b *instance, ip net.IP, f func(nettest.NS, net.IP) bool) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -172,49 +174,49 @@ func TestTenantNetworks(t *testing.T) {
 		}
 		for _, b := range B.insts {
 			for _, a := range A.insts {
-				check("ping", b, a.ip, ns.pingOnce)
-				check("arping", b, a.ip, ns.arping)
+				check("ping", b, a.ip, nettest.NS.PingOnce)
+				check("arping", b, a.ip, nettest.NS.Arping)
 			}
-			check("arping", b, Gateway(A.subnet), ns.arping)
+			check("arping", b, Gateway(A.subnet), nettest.NS.Arping)
 		}
 		wg.Wait()
-		if !A.insts[0].ns.ping(A.insts[1].ip) {
+		if !A.insts[0].ns.Ping(A.insts[1].ip) {
 			t.Error("A lost its own connectivity during the isolation check")
 		}
 		for _, s := range append(sniffers, control) {
-			s.stop()
+			s.Stop()
 		}
 		for i, s := range sniffers {
-			if n := s.matched.Load(); n != 0 {
-				t.Errorf("A bridge %d saw %d frames of tenant B (of %d)", i, n, s.seen.Load())
+			if n := s.Matched.Load(); n != 0 {
+				t.Errorf("A bridge %d saw %d frames of tenant B (of %d)", i, n, s.Seen.Load())
 			}
 		}
-		if control.matched.Load() == 0 {
+		if control.Matched.Load() == 0 {
 			t.Errorf("control capture saw none of A's own frames: the capture does not work")
 		}
 	})
 
 	t.Run("nat and ssh forwarding", func(t *testing.T) {
-		if !A.insts[0].ns.ping(net.ParseIP(ul.prefix + ".254")) {
+		if !A.insts[0].ns.Ping(net.ParseIP(ul.Prefix + ".254")) {
 			t.Error("A instance cannot reach the underlay through its CNCI's masquerade")
 		}
-		serveTCP(t, A.insts[1].ns, 22, "ssh-A2")
-		got, err := dialTCP(t, ul.ns, fmt.Sprintf("%s:%d", A.cnciIP, SSHPort(A.insts[1].ip)))
+		nettest.ServeTCP(t, A.insts[1].ns, 22, "ssh-A2")
+		got, err := nettest.DialTCP(t, ul.NS, fmt.Sprintf("%s:%d", A.cnciIP, SSHPort(A.insts[1].ip)))
 		if err != nil || got != "ssh-A2" {
 			t.Errorf("SSH port forwarding to %v: %q, %v", A.insts[1].ip, got, err)
 		}
-		pub := net.ParseIP(ul.prefix + ".200")
+		pub := net.ParseIP(ul.Prefix + ".200")
 		if err := A.cnci.AssignPublicIP(ctx, pub, A.insts[1].ip); err != nil {
 			t.Fatal(err)
 		}
-		got, err = dialTCP(t, ul.ns, pub.String()+":22")
+		got, err = nettest.DialTCP(t, ul.NS, pub.String()+":22")
 		if err != nil || got != "ssh-A2" {
 			t.Errorf("public IP %v → %v: %q, %v", pub, A.insts[1].ip, got, err)
 		}
 		if err := A.cnci.ReleasePublicIP(ctx, pub, A.insts[1].ip); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := dialTCP(t, ul.ns, pub.String()+":22"); err == nil {
+		if _, err := nettest.DialTCP(t, ul.NS, pub.String()+":22"); err == nil {
 			t.Error("released public IP still answers")
 		}
 	})
@@ -235,7 +237,7 @@ func TestTenantNetworks(t *testing.T) {
 				t.Errorf("CNCI of %s rebuilt %+v; want one subnet with two compute nodes", tn.id, s)
 			}
 		}
-		if !A.insts[0].ns.ping(A.insts[1].ip) {
+		if !A.insts[0].ns.Ping(A.insts[1].ip) {
 			t.Error("A's instances lost each other after the restart")
 		}
 		// The rebuilt node knows the subnet: a new VNIC makes no tunnel.
@@ -278,7 +280,7 @@ func TestTenantNetworks(t *testing.T) {
 			}
 		}
 		for i, n := range nodes {
-			if l := n.ciaoLinks(t); len(l) != 0 {
+			if l := n.CiaoLinks(t); len(l) != 0 {
 				t.Errorf("node %d keeps %v", i, l)
 			}
 		}
@@ -286,7 +288,7 @@ func TestTenantNetworks(t *testing.T) {
 			if err := tn.cnci.Shutdown(ctx); err != nil {
 				t.Errorf("CNCI shutdown: %v", err)
 			}
-			if l := tn.cnciNS.ciaoLinks(t); len(l) != 0 {
+			if l := tn.cnciNS.CiaoLinks(t); len(l) != 0 {
 				t.Errorf("CNCI of %s keeps %v", tn.id, l)
 			}
 		}
