@@ -71,6 +71,7 @@ bench: build ## Go benchmarks and the bench commands, one line per figure
 	$(BIN)/launcher-bench
 	$(BIN)/vm-bench
 	$(BIN)/controller-bench -bin-dir $(BIN)
+	$(GO) test -run='^$$' -bench=InstanceList -benchtime=5x ./ciao-webui/
 
 clean: ## remove build output
 	rm -rf $(BIN)

@@ -42,11 +42,6 @@ func artifactDir(tb testing.TB) string {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		tb.Fatal(err)
 	}
-	// Screenshots of an earlier run would mix with this one's.
-	old, _ := filepath.Glob(filepath.Join(dir, "[0-9][0-9]-*.png"))
-	for _, f := range old {
-		_ = os.Remove(f)
-	}
 	return dir
 }
 
@@ -78,10 +73,11 @@ func newBrowser(tb testing.TB, width, height int) context.Context {
 // page drives one browser tab through the steps of a test, saving a
 // screenshot after each.
 type page struct {
-	t   *testing.T
-	ctx context.Context
-	dir string
-	n   int
+	t      *testing.T
+	ctx    context.Context
+	dir    string
+	prefix string // of the screenshot names
+	n      int
 }
 
 // do runs actions with a deadline (a step that never completes fails the
@@ -96,6 +92,16 @@ func (p *page) do(what string, actions ...chromedp.Action[chromedp.Void]) {
 	}
 }
 
+// clean removes the screenshots of an earlier run of the same test, which
+// would otherwise mix with this run's.
+func (p *page) clean() *page {
+	old, _ := filepath.Glob(filepath.Join(p.dir, p.prefix+"[0-9][0-9]-*.png"))
+	for _, f := range old {
+		_ = os.Remove(f)
+	}
+	return p
+}
+
 // shot saves a full-page PNG as NN-name.png.
 func (p *page) shot(name string) {
 	p.t.Helper()
@@ -107,7 +113,7 @@ func (p *page) shot(name string) {
 		return
 	}
 	p.n++
-	path := filepath.Join(p.dir, fmt.Sprintf("%02d-%s.png", p.n, name))
+	path := filepath.Join(p.dir, fmt.Sprintf("%s%02d-%s.png", p.prefix, p.n, name))
 	if err := os.WriteFile(path, buf, 0o644); err != nil {
 		p.t.Error(err)
 	}
@@ -174,7 +180,7 @@ func TestBrowser(t *testing.T) {
 	}
 	chromiumPath(t)
 	c := startCluster(t, 2)
-	p := &page{t: t, ctx: newBrowser(t, 1280, 900), dir: artifactDir(t)}
+	p := (&page{t: t, ctx: newBrowser(t, 1280, 900), dir: artifactDir(t)}).clean()
 	t.Logf("screenshots in %s", p.dir)
 	adminTok, adminProject := c.token(t, adminUser, c.adminPass, "admin")
 
@@ -337,4 +343,33 @@ func TestBrowser(t *testing.T) {
 	p.do("demo refused admin page", chromedp.Navigate(c.webURL+"/#/admin/tenants"),
 		waitJS(`document.querySelector("#tenants-msg").textContent.includes("not allowed")`))
 	p.shot("tenant-user-refused")
+}
+
+// TestBrowserTokenExpiry lets a real token expire (the controller issues
+// them for 3 s here): the next live update returns the user to sign-in
+// with the reason in words, and signing in again returns to the page.
+func TestBrowserTokenExpiry(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a cluster and a browser")
+	}
+	chromiumPath(t)
+	c := startCluster(t, 0, "-token-ttl", "3s")
+	p := (&page{t: t, ctx: newBrowser(t, 1280, 900), dir: artifactDir(t), prefix: "expiry-"}).clean()
+	const quotasPage = "#/quotas"
+	p.do("open the quotas page", chromedp.Navigate(c.webURL+"/"+quotasPage))
+	p.signIn(adminUser, c.adminPass, "admin")
+	p.do("quotas shown", waitJS(`document.querySelector("[data-quota=Instances]") !== null`))
+	p.shot("signed-in")
+	// No clock is asserted: the page is polled until the expiry shows.
+	p.do("token expired", chromedp.WaitVisible(chromedp.CSS("#signin-form")),
+		waitJS(`document.querySelector("#signin-msg").textContent.includes("session has ended")`))
+	if msg := p.text("#signin-msg"); !strings.Contains(msg, "expired or was revoked") {
+		t.Errorf("expiry message: %q", msg)
+	}
+	p.shot("expired")
+	p.signIn(adminUser, c.adminPass, "admin")
+	p.do("back on the quotas page", waitJS(`document.querySelector("[data-quota=Instances]") !== null`))
+	if hash := get(p, "location", chromedp.Evaluate[string](`location.hash`)); hash != quotasPage {
+		t.Errorf("after sign-in the page is %q, want %q", hash, quotasPage)
+	}
 }

@@ -148,8 +148,8 @@ func writeHTTPSCert(tb testing.TB, dir string) (certFile, keyFile string) {
 
 // startCluster starts the cluster with n simulated launchers and two
 // identity users: admin (role admin on project admin) and demo (member of
-// project demo).
-func startCluster(tb testing.TB, launchers int) *cluster {
+// project demo). ctlArgs are extra flags of the controller.
+func startCluster(tb testing.TB, launchers int, ctlArgs ...string) *cluster {
 	tb.Helper()
 	bin := buildBinaries(tb)
 	dir := tb.TempDir()
@@ -179,9 +179,10 @@ func startCluster(tb testing.TB, launchers int) *cluster {
 		"-listen", "127.0.0.1:"+sp, "-configuration-uri", "file://"+conf, "-logtostderr")
 	waitListen(tb, "127.0.0.1:"+sp)
 	ctlPort := strconv.Itoa(freePort(tb))
-	testutil.StartCommand(tb, dir, "controller", filepath.Join(bin, "ciao-controller"), "-cacert", ca, "-cert", ctlCert,
-		"-server", "127.0.0.1", "-port", sp, "-httpscert", httpsCert, "-httpskey", httpsKey,
-		"-compute-host", "127.0.0.1", "-compute-port", ctlPort, "-database", c.db, "-logtostderr")
+	args := append([]string{"-cacert", ca, "-cert", ctlCert, "-server", "127.0.0.1", "-port", sp,
+		"-httpscert", httpsCert, "-httpskey", httpsKey, "-compute-host", "127.0.0.1", "-compute-port", ctlPort,
+		"-database", c.db, "-logtostderr"}, ctlArgs...)
+	testutil.StartCommand(tb, dir, "controller", filepath.Join(bin, "ciao-controller"), args...)
 	waitListen(tb, "127.0.0.1:"+ctlPort)
 	c.ctlURL = "https://127.0.0.1:" + ctlPort
 	for i := 0; i < launchers; i++ {
@@ -283,4 +284,13 @@ func (c *cluster) setInstanceLimit(tb testing.TB, tenantID string, n int) {
 	if _, err := db.ExecContext(ctx, `INSERT INTO limits (tenant_id, resource, max_value) VALUES (?, 'instances', ?)`, tenantID, n); err != nil {
 		tb.Fatal(err)
 	}
+}
+
+// decodeJSON reads a 2xx JSON answer into v.
+func decodeJSON(resp *http.Response, v any) error {
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("HTTP %d", resp.StatusCode)
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
 }
