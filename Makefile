@@ -14,7 +14,11 @@ DEV_STATE ?= /var/lib/ciao-dev
 DEVCLUSTER_FLAGS ?=
 
 .PHONY: help build deps test unit check fuzz fuzz-short bench clean
-.PHONY: release-check dev-cluster dev-cluster-down dev-cluster-status
+.PHONY: release-check dev-cluster dev-cluster-down dev-cluster-status acceptance acceptance-ci
+# make test's acceptance run uses its own state directory and ports, so a
+# developer's dev cluster survives it.
+CI_STATE ?= /var/lib/ciao-acceptance
+CI_FLAGS ?= -state-dir $(CI_STATE) -scheduler-port 18888 -api-port 18774
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -30,7 +34,7 @@ build: ## build every command into ./bin
 deps: ## install the OS packages Ciao and its tests use (osprepare; root or sudo)
 	@./scripts/install-test-deps.sh
 
-test: deps check unit release-check fuzz-short ## everything CI runs: OS packages, checks, unit and integration tests with -race, short fuzz runs
+test: deps check unit release-check acceptance-ci fuzz-short ## everything CI runs: OS packages, checks, unit and integration tests with -race, short fuzz runs
 
 unit: ## go test -race on every package
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
@@ -57,6 +61,17 @@ dev-cluster-down: ## remove everything make dev-cluster made, and check nothing 
 
 dev-cluster-status: ## the dev cluster's daemons, pids and restarts
 	$(GO) run ./_release/cmd/ciao-devcluster status -state-dir $(DEV_STATE)
+
+acceptance: ## the acceptance suite (ciao-cli only) against the running dev cluster
+	CIAO_ACCEPTANCE=1 CIAO_DEVCLUSTER_STATE=$(DEV_STATE) $(GO) test -count=1 -v -timeout 30m ./_release/acceptance
+
+acceptance-ci: ## a dev cluster from scratch, the acceptance suite, then teardown with the leftover check
+	$(GO) run ./_release/cmd/ciao-devcluster down $(CI_FLAGS)
+	$(GO) run ./_release/cmd/ciao-devcluster up -repo $(CURDIR) $(CI_FLAGS) || \
+	  { $(GO) run ./_release/cmd/ciao-devcluster down $(CI_FLAGS); exit 1; }
+	CIAO_ACCEPTANCE=1 CIAO_ACCEPTANCE_TEARDOWN=1 CIAO_DEVCLUSTER_STATE=$(CI_STATE) \
+	  $(GO) test -count=1 -v -timeout 30m ./_release/acceptance || \
+	  { $(GO) run ./_release/cmd/ciao-devcluster down $(CI_FLAGS); exit 1; }
 
 fuzz-short: ## every fuzz target for a few seconds (FUZZTIME=3s)
 	@./scripts/fuzz.sh 3s
