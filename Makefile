@@ -26,7 +26,7 @@ help: ## list the targets
 build: ## build every command into ./bin
 	@mkdir -p $(BIN)
 	$(GO) build -o $(BIN)/ ./ciao-scheduler ./ciao-launcher ./ciao-controller ./ciao-cli ./ssntp/ciao-cert ./ssntp/ssntp-bench \
-		./networking/ciao-cnci-agent \
+		./networking/ciao-cnci-agent ./networking/cmd/net-bench \
 		./osprepare/cmd/ciao-osprepare ./ciao-scheduler/ciao-scheduler-load \
 		./ciao-launcher/cmd/launcher-bench ./ciao-launcher/cmd/vm-bench ./ciao-controller/cmd/controller-bench \
 		./ciao-webui
@@ -87,6 +87,7 @@ bench: build ## Go benchmarks and the bench commands, one line per figure
 	$(BIN)/vm-bench
 	$(BIN)/controller-bench -bin-dir $(BIN)
 	$(GO) test -run='^$$' -bench=InstanceList -benchtime=5x ./ciao-webui/
+	$(BIN)/net-bench
 
 clean: ## remove build output
 	rm -rf $(BIN)

@@ -10,6 +10,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"os/signal"
 	"syscall"
@@ -18,6 +19,7 @@ import (
 	"github.com/golang/glog"
 
 	"github.com/ciao-project/ciao/ciao-launcher/internal/launcher"
+	"github.com/ciao-project/ciao/networking"
 	"github.com/ciao-project/ciao/osprepare"
 	"github.com/ciao-project/ciao/qemu"
 )
@@ -39,6 +41,17 @@ func parseFlags(fs *flag.FlagSet, args []string) (launcher.Config, options, erro
 	fs.StringVar(&cfg.Server, "server", "", "scheduler host (default: the CA certificate's names, then localhost)")
 	fs.IntVar(&cfg.Port, "port", 0, "scheduler SSNTP port (default 8888)")
 	fs.BoolVar(&cfg.Network, "network", cfg.Network, "use ciao networking; false gives VMs user-mode networking and containers none")
+	fs.StringVar(&cfg.NetNS, "net-namespace", "", "network namespace file holding the node's tenant networking (default: the launcher's own)")
+	fs.Func("tunnel", "tenant tunnels: vxlan (default) or gre", func(s string) (err error) {
+		cfg.Tunnel, err = networking.ParseTunnelKind(s)
+		return err
+	})
+	fs.Func("compute-ip", "tunnel endpoint address (default: chosen by the cluster's compute_net)", func(s string) error {
+		if cfg.ComputeIP = net.ParseIP(s).To4(); cfg.ComputeIP == nil {
+			return fmt.Errorf("not an IPv4 address: %q", s)
+		}
+		return nil
+	})
 	fs.BoolVar(&o.hardReset, "hard-reset", false, "stop and delete every instance, then exit")
 	fs.BoolVar(&cfg.Simulation, "simulation", false, "run every instance on the simulation backend (scale tests)")
 	fs.BoolVar(&cfg.Process, "process", cfg.Process, "allow bare-metal process workloads (user data with #ciao-process)")

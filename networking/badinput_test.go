@@ -9,7 +9,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 
-	"github.com/ciao-project/ciao/networking/internal/nettest"
+	"github.com/ciao-project/ciao/networking/nettest"
 )
 
 func TestSubnetKeyAndNames(t *testing.T) {

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ciao-project/ciao/networking/internal/nettest"
+	"github.com/ciao-project/ciao/networking/nettest"
 )
 
 // The tests in this package model nodes as network namespaces on one

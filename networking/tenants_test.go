@@ -7,7 +7,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/ciao-project/ciao/networking/internal/nettest"
+	"github.com/ciao-project/ciao/networking/nettest"
 )
 
 // tenant is one tenant of the multi-node test: a subnet, its CNCI and its

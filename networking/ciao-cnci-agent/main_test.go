@@ -15,7 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ciao-project/ciao/networking"
-	"github.com/ciao-project/ciao/networking/internal/nettest"
+	"github.com/ciao-project/ciao/networking/nettest"
 	"github.com/ciao-project/ciao/payloads"
 	"github.com/ciao-project/ciao/ssntp"
 	"github.com/ciao-project/ciao/testutil"

@@ -59,8 +59,13 @@ type Spec struct {
 	Image        string // image_uuid (VMs) or docker_image (containers)
 	Legacy       bool   // legacy BIOS firmware rather than EFI
 	Network      bool   // false: user-mode networking (VMs), none (containers)
-	UserData     []byte // cloud-init user data from the START
-	MetaData     []byte // instance metadata from the START
+	// Vnic is the instance's tenant VNIC on this node, if it has one: a
+	// tap for VMs (attached with VnicMAC as the guest MAC), the host end
+	// of a veth for others.
+	Vnic     string
+	VnicMAC  string
+	UserData []byte // cloud-init user data from the START
+	MetaData []byte // instance metadata from the START
 }
 
 // Handle is what a driver needs to find an instance again, also after a

@@ -3,9 +3,11 @@ package launcher
 import (
 	"errors"
 	"fmt"
+	"net"
 	"time"
 
 	"github.com/ciao-project/ciao/ciao-launcher/internal/driver"
+	"github.com/ciao-project/ciao/networking"
 	qemulib "github.com/ciao-project/ciao/qemu"
 )
 
@@ -23,7 +25,18 @@ type Config struct {
 	Port   int
 
 	// Network false: VMs get user-mode networking, containers none.
+	// True: an instance whose START has a networking section gets a VNIC
+	// on its tenant subnet's bridge (tunnelled to the tenant's CNCI).
 	Network bool
+	// NetNS is the network namespace file the node's tenant networking
+	// lives in ("" = the launcher's own); a dev cluster or a test runs
+	// several "nodes" on one machine this way.
+	NetNS string
+	// Tunnel is the tenant tunnel kind (VXLAN, or GRE where ip_gre exists).
+	Tunnel networking.TunnelKind
+	// ComputeIP, if set, is the node's tunnel endpoint; otherwise the
+	// cluster configuration's compute_net chooses it.
+	ComputeIP net.IP
 	// Simulation runs every instance on the simulation driver.
 	Simulation bool
 	// Process allows bare-metal process workloads (user data carrying the

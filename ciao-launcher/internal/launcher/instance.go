@@ -62,6 +62,8 @@ type instance struct {
 	st  *instanceState
 	req *startRequest
 	box *mailbox[instCmd]
+	// vnic is the instance's tenant VNIC ("" = none), kept in the spec.
+	vnic string
 
 	running   bool
 	lastCPU   time.Duration // CPU time at lastCPUAt; negative: no baseline
@@ -177,10 +179,17 @@ func (in *instance) start(ctx context.Context) bool {
 		in.removeDir()
 		return gone(payloads.StartImageFailure, err)
 	}
-	h, err := in.drv.Start(ctx, in.req.spec(in.dir, in.l.cfg.Network))
+	if r, err := in.attachVnic(ctx); err != nil {
+		in.removeDir()
+		return gone(r, err)
+	}
+	h, err := in.drv.Start(ctx, in.spec())
 	if err != nil {
 		r := driver.StartFailureReason(err)
 		if r != payloads.StartLaunchFailure {
+			// Nothing of the instance may stay, its VNIC included
+			// (the 2016 launcher leaked it here).
+			in.l.destroyVnic(ctx, in.req, in.st.Kind)
 			in.removeDir()
 			return gone(r, err)
 		}
@@ -205,7 +214,10 @@ func (in *instance) adopt(ctx context.Context) {
 	running := false
 	if in.st.Handle.Driver != "" {
 		var err error
-		running, err = in.drv.Adopt(ctx, in.st.Handle, in.req.spec(in.dir, in.l.cfg.Network))
+		if _, err := in.attachVnic(ctx); err != nil {
+			glog.Errorf("launcher: adopting instance %s: its VNIC: %v", in.id, err)
+		}
+		running, err = in.drv.Adopt(ctx, in.st.Handle, in.spec())
 		if err != nil {
 			glog.Warningf("launcher: adopting instance %s: %v", in.id, err)
 		}
@@ -233,7 +245,12 @@ func (in *instance) do(ctx context.Context, c instCmd) bool {
 			in.l.sendFailureFrom(ssntp.RESTART, in.id, string(payloads.RestartAlreadyRunning))
 			return false
 		}
-		h, err := in.drv.Start(ctx, in.req.spec(in.dir, in.l.cfg.Network))
+		if _, err := in.attachVnic(ctx); err != nil {
+			glog.Errorf("launcher: RESTART %s failed (network_failure): %v", in.id, err)
+			in.l.sendFailureFrom(ssntp.RESTART, in.id, string(payloads.RestartNetworkFailure))
+			return false
+		}
+		h, err := in.drv.Start(ctx, in.spec())
 		if err != nil {
 			r := payloads.RestartLaunchFailure
 			if errors.Is(err, driver.ErrBadSpec) || errors.Is(err, driver.ErrImage) {
@@ -255,12 +272,34 @@ func (in *instance) do(ctx context.Context, c instCmd) bool {
 				glog.Errorf("launcher: deleting instance %s: %v", in.id, err)
 			}
 		}
+		in.l.destroyVnic(ctx, in.req, in.st.Kind)
 		in.removeDir()
 		in.running = false
 		in.emit(ctx, instEvent{kind: evDeleted})
 		return true
 	}
 	return false
+}
+
+// attachVnic (re)creates the instance's VNIC if its START has tenant
+// networking: the existing one after a restart, or a new one (with
+// TenantAdded if its subnet's tunnel is new on the node).
+func (in *instance) attachVnic(ctx context.Context) (payloads.StartFailureReason, error) {
+	v, _, r, err := in.l.createVnic(ctx, in.req, in.st.Kind)
+	if err != nil {
+		return r, err
+	}
+	if v != nil {
+		in.vnic = v.Name
+	}
+	return "", nil
+}
+
+// spec is the driver spec of the instance, with its VNIC.
+func (in *instance) spec() driver.Spec {
+	s := in.req.spec(in.dir, in.l.cfg.Network)
+	s.Vnic = in.vnic
+	return s
 }
 
 func (in *instance) removeDir() {

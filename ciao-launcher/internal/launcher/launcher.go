@@ -18,6 +18,7 @@ import (
 	"github.com/ciao-project/ciao/ciao-launcher/internal/driver/process"
 	qemudrv "github.com/ciao-project/ciao/ciao-launcher/internal/driver/qemu"
 	"github.com/ciao-project/ciao/ciao-launcher/internal/driver/sim"
+	"github.com/ciao-project/ciao/networking"
 	"github.com/ciao-project/ciao/payloads"
 	"github.com/ciao-project/ciao/ssntp"
 )
@@ -39,6 +40,7 @@ type Launcher struct {
 	inbox   *mailbox[message]
 	events  chan instEvent
 	wg      sync.WaitGroup // instance goroutines
+	net     *netState      // set by loadClusterConfig
 
 	// owned by loop
 	instances   map[string]*instRecord
@@ -171,7 +173,17 @@ func HardReset(ctx context.Context, cfg Config) error {
 		drivers[driver.KindQEMU] = qemudrv.New(qemuConfig(cfg))
 	}
 	defer closeDrivers(cfg, drivers)
-	return hardReset(ctx, cfg, drivers)
+	err := hardReset(ctx, cfg, drivers)
+	if cfg.Network {
+		// Links made by ciao (names sbr_, svn_, svp_, svc_, sgt_ or ciao
+		// aliases), after the instances that used them.
+		nc, nerr := netConfig(cfg, nil, nil)
+		if nerr == nil {
+			_, nerr = networking.ResetNetwork(nc)
+		}
+		err = errors.Join(err, nerr)
+	}
+	return err
 }
 
 // Run runs the launcher until ctx ends (a clean exit, nil) or a fatal error.
@@ -239,6 +251,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := l.loadClusterConfig(); err != nil {
 		return err
 	}
+	defer l.net.close()
 	return l.run(ctx)
 }
 
@@ -256,6 +269,11 @@ func (l *Launcher) loadClusterConfig() error {
 	}
 	l.diskLimit = c.Configure.Launcher.DiskLimit
 	l.memLimit = c.Configure.Launcher.MemoryLimit
+	nc, err := netConfig(l.cfg, c.Configure.Launcher.ComputeNetwork, c.Configure.Launcher.ManagementNetwork)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrNoClusterConfig, err)
+	}
+	l.net = &netState{cfg: nc}
 	glog.Infof("launcher: cluster configuration: disk_limit %v, mem_limit %v, compute_net %v, mgmt_net %v",
 		l.diskLimit, l.memLimit, c.Configure.Launcher.ComputeNetwork, c.Configure.Launcher.ManagementNetwork)
 	return nil

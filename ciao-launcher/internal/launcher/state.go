@@ -125,6 +125,7 @@ func (r *startRequest) spec(dir string, network bool) driver.Spec {
 		Image:        image,
 		Legacy:       fw == payloads.FirmwareLegacy,
 		Network:      network,
+		VnicMAC:      strings.TrimSpace(r.cmd.Networking.VnicMAC),
 		UserData:     r.userData,
 		MetaData:     r.metaData,
 	}

@@ -39,8 +39,9 @@
 //
 // # Networking
 //
-// Ciao's tenant networking (VNICs) is not part of this launcher yet, so
-// every VM gets QEMU user-mode networking, as with -network=false.
+// A VM whose START carries tenant networking is attached to the tap VNIC
+// the launcher made for it (Spec.Vnic, guest MAC Spec.VnicMAC, vhost on);
+// any other VM gets QEMU user-mode networking, as with -network=false.
 package qemu
 
 import (
@@ -213,6 +214,9 @@ func (d *Driver) vmConfig(spec driver.Spec, img bootImage, accel qemulib.Accel) 
 		NoUserConfig: true,
 		Serial:       &qemulib.Serial{Kind: qemulib.SerialFile, Path: p.console},
 		NetDevs:      []qemulib.NetDev{{Kind: qemulib.NetUser}},
+	}
+	if spec.Vnic != "" {
+		c.NetDevs = []qemulib.NetDev{{Kind: qemulib.NetTap, IFName: spec.Vnic, MAC: spec.VnicMAC, VHost: true}}
 	}
 	if img.Disk != "" {
 		c.Drives = append(c.Drives, qemulib.RootDisk(p.overlay))
