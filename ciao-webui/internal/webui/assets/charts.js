@@ -26,7 +26,7 @@ export function record(h, values) {
 export class TimeChart {
   constructor(parent, { id, title, series, yRange }) {
     this.series = series;
-    this.summary = el("p", { class: "chart-summary", id: id + "-summary", "aria-live": "polite" }, "No samples yet.");
+    this.summary = el("p", { class: "chart-summary", id: id + "-summary", "aria-live": "off" }, "No samples yet.");
     this.box = el("div", { class: "chart", role: "img", "aria-label": title + " over time", "aria-describedby": id + "-summary" });
     this.fig = el("figure", { id }, el("figcaption", {}, title), this.box, this.summary);
     parent.append(this.fig);
@@ -52,6 +52,9 @@ export class TimeChart {
     this.plot.setData([h.t.slice(), ...h.v.map((a) => a.slice())]);
     if (h.t.length === 0) return;
     const last = h.t.length - 1;
+    // At least a one-minute window, so a few samples do not stretch the
+    // time axis over years.
+    this.plot.setScale("x", { min: Math.min(h.t[0], h.t[last] - 60), max: h.t[last] });
     const parts = this.series.map((s, i) => `${s.label}: ${h.v[i][last]}${s.unit || ""}`);
     this.summary.textContent = `Latest (${new Date(h.t[last] * 1000).toLocaleTimeString()}): ${parts.join(", ")}; ${h.t.length} samples.`;
   }

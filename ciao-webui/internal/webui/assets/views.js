@@ -6,10 +6,13 @@ import { TimeChart, history, record } from "./charts.js";
 const PAGE_SIZES = [50, 100, 500, 1000];
 
 function liveLine() {
-  return el("p", { class: "live", role: "status", id: "live" }, "Connecting…");
+  // Not a live region while all is well (it changes every 2 s); a
+  // failure is announced.
+  return el("p", { class: "live", id: "live", "aria-live": "off" }, "Connecting…");
 }
 
 function setLive(line, err) {
+  line.setAttribute("aria-live", err ? "polite" : "off");
   if (err) {
     line.className = "live bad";
     line.textContent = "Live update failed: " + (err.words ? err.words() : err.message) + " — retrying every 2 s.";
