@@ -14,6 +14,7 @@ const (
 	DefaultStateDir      = "/var/lib/ciao-dev"
 	DefaultSchedulerPort = 8888
 	DefaultAPIPort       = 8774
+	DefaultWebUIPort     = 3000
 )
 
 // ErrConfig: an invalid configuration.
@@ -34,6 +35,8 @@ type Config struct {
 	// SchedulerPort is the SSNTP port, APIPort the controller's compute API
 	// (and built-in identity) port.
 	SchedulerPort, APIPort int
+	// WebUIPort is ciao-webui's HTTPS port.
+	WebUIPort int
 	// Network is "auto" (tenant networking when the controller and the
 	// launcher support it), "on" or "off".
 	Network string
@@ -61,7 +64,7 @@ type Config struct {
 func NewConfig() Config {
 	wd, _ := os.Getwd()
 	return Config{StateDir: DefaultStateDir, RepoDir: wd, Host: "localhost",
-		SchedulerPort: DefaultSchedulerPort, APIPort: DefaultAPIPort,
+		SchedulerPort: DefaultSchedulerPort, APIPort: DefaultAPIPort, WebUIPort: DefaultWebUIPort,
 		Network: "auto", Mode: "auto", Accel: "tcg", Deps: true, Launch: true, Timeout: 10 * time.Minute}
 }
 
@@ -79,8 +82,11 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: scheduler port %d out of range", ErrConfig, c.SchedulerPort)
 	case c.APIPort <= 0 || c.APIPort > 65535:
 		return fmt.Errorf("%w: API port %d out of range", ErrConfig, c.APIPort)
-	case c.APIPort == c.SchedulerPort:
-		return fmt.Errorf("%w: the API and scheduler ports are both %d", ErrConfig, c.APIPort)
+	case c.WebUIPort <= 0 || c.WebUIPort > 65535:
+		return fmt.Errorf("%w: web UI port %d out of range", ErrConfig, c.WebUIPort)
+	case c.APIPort == c.SchedulerPort || c.WebUIPort == c.APIPort || c.WebUIPort == c.SchedulerPort:
+		return fmt.Errorf("%w: the scheduler, API and web UI ports must differ (%d, %d, %d)", ErrConfig,
+			c.SchedulerPort, c.APIPort, c.WebUIPort)
 	case c.Network != "auto" && c.Network != "on" && c.Network != "off":
 		return fmt.Errorf("%w: network %q: want auto, on or off", ErrConfig, c.Network)
 	case c.Mode != "auto" && c.Mode != "systemd" && c.Mode != "supervisor":
@@ -111,6 +117,11 @@ func (c Config) Bin(name string) string { return c.Path("bin", name) }
 // controller serves Keystone v3 under /v3).
 func (c Config) APIURL() string {
 	return "https://" + c.Host + ":" + strconv.Itoa(c.APIPort)
+}
+
+// WebUIURL is the web UI's address.
+func (c Config) WebUIURL() string {
+	return "https://" + c.Host + ":" + strconv.Itoa(c.WebUIPort)
 }
 
 // SystemdRunning reports whether systemd is the init system (the test

@@ -59,7 +59,8 @@ func (c Config) listenHost() string {
 }
 
 // Daemons is the cluster's process table, in start order: scheduler,
-// controller, the compute-node launcher, the network-node launcher.
+// controller, the compute-node launcher, the network-node launcher and
+// the web UI.
 // network turns tenant networking on in the controller and launchers.
 func (c Config) Daemons(network bool) []Daemon {
 	sp := strconv.Itoa(c.SchedulerPort)
@@ -95,5 +96,9 @@ func (c Config) Daemons(network bool) []Daemon {
 				"-mem-low-water", "256", "-mem-high-water", "512",
 				"-stats-interval", "2s", "-accel", c.Accel}, glog...)}
 	}
-	return []Daemon{sched, ctl, launcher(ComputeNode, "agent"), launcher(NetworkNode, "netagent")}
+	webui := Daemon{Name: "webui", Path: c.Bin("ciao-webui"), After: []string{"controller"}, Args: append([]string{
+		"-listen", net.JoinHostPort(c.listenHost(), strconv.Itoa(c.WebUIPort)),
+		"-cert", c.httpsCert(), "-key", c.httpsKey(),
+		"-controller", c.APIURL(), "-controller-cacert", c.httpsCert()}, glog...)}
+	return []Daemon{sched, ctl, launcher(ComputeNode, "agent"), launcher(NetworkNode, "netagent"), webui}
 }

@@ -3,7 +3,9 @@ package devcluster
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -21,7 +23,9 @@ type Recovery struct {
 	// connected to the scheduler again; for the scheduler, until both
 	// launchers are.
 	Reconnected time.Duration
-	Instances   int
+	// Listening (web UI only) is the time until it accepts connections.
+	Listening time.Duration
+	Instances int
 }
 
 // KillAndRecover sends one daemon SIGKILL and waits, up to timeout, until
@@ -76,6 +80,13 @@ func KillAndRecover(ctx context.Context, cfg Config, cli CLI, name string, timeo
 		return r, fmt.Errorf("after killing %s: %s: %w", name, last, err)
 	}
 	r.Served = time.Since(t0)
+	if name == "webui" {
+		addr := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.WebUIPort))
+		if err := waitTCP(ctx, addr, timeout); err != nil {
+			return r, fmt.Errorf("after killing %s: %s does not accept: %w", name, addr, err)
+		}
+		r.Listening = time.Since(t0)
+	}
 	var logs []string
 	switch name {
 	case "scheduler":

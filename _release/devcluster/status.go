@@ -35,5 +35,5 @@ func (c Config) DaemonPID(ctx context.Context, name string) (int, error) {
 
 // DaemonNames are the names of the cluster's daemons, in start order.
 func DaemonNames() []string {
-	return []string{"scheduler", "controller", "launcher-" + ComputeNode, "launcher-" + NetworkNode}
+	return []string{"scheduler", "controller", "launcher-" + ComputeNode, "launcher-" + NetworkNode, "webui"}
 }

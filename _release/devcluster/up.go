@@ -128,6 +128,7 @@ func Up(ctx context.Context, cfg Config) (rep Report, err error) {
 	m.ReadyAddr = map[string]string{
 		"scheduler":  net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.SchedulerPort)),
 		"controller": net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.APIPort)),
+		"webui":      net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.WebUIPort)),
 	}
 	if cfg.UseSystemd() {
 		m.Mode = "systemd"
@@ -222,7 +223,7 @@ func (c Config) vmImage(ctx context.Context) (string, error) {
 }
 
 // Commands built into <state>/bin.
-var commands = []string{"./ciao-scheduler", "./ciao-controller", "./ciao-launcher", "./ciao-cli", "./_release/cmd/ciao-devcluster"}
+var commands = []string{"./ciao-scheduler", "./ciao-controller", "./ciao-launcher", "./ciao-cli", "./ciao-webui", "./_release/cmd/ciao-devcluster"}
 
 // build compiles the daemons, the CLI and this tool into <state>/bin. A
 // running binary is replaced by a rename, so running daemons keep theirs
@@ -316,12 +317,12 @@ func (c Config) startSupervisor(ctx context.Context) error {
 			}
 			return false, nil
 		}
-		return len(st.Daemons) == 4, nil
+		return len(st.Daemons) == len(DaemonNames()), nil
 	})
 }
 
-// waitUp waits until the API answers ciao-cli and both launchers have
-// connected to the scheduler.
+// waitUp waits until the API answers ciao-cli, both launchers have
+// connected to the scheduler and the web UI accepts connections.
 func (c Config) waitUp(ctx context.Context) error {
 	cli, err := c.NewCLI("demo")
 	if err != nil {
@@ -341,6 +342,10 @@ func (c Config) waitUp(ctx context.Context) error {
 		}); err != nil {
 			return fmt.Errorf("launcher-%s did not connect (see %s): %w", kind, log, err)
 		}
+	}
+	addr := net.JoinHostPort(c.Host, strconv.Itoa(c.WebUIPort))
+	if err := waitTCP(ctx, addr, 60*time.Second); err != nil {
+		return fmt.Errorf("the web UI does not accept on %s (see %s): %w", addr, c.Path("logs", "webui.log"), err)
 	}
 	return nil
 }

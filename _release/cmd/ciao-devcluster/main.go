@@ -61,6 +61,7 @@ func parseFlags(args []string, stderr io.Writer) (string, devcluster.Config, err
 	fs.StringVar(&cfg.Host, "host", cfg.Host, "name clients and launchers reach the controller and scheduler by")
 	fs.IntVar(&cfg.SchedulerPort, "scheduler-port", cfg.SchedulerPort, "scheduler SSNTP port")
 	fs.IntVar(&cfg.APIPort, "api-port", cfg.APIPort, "controller compute API and identity port")
+	fs.IntVar(&cfg.WebUIPort, "webui-port", cfg.WebUIPort, "web UI HTTPS port")
 	fs.StringVar(&cfg.Network, "network", cfg.Network, "tenant networking: auto (on when the daemons support it), on or off")
 	fs.StringVar(&cfg.Mode, "mode", cfg.Mode, "how daemons run: auto (systemd units when systemd runs, else the supervisor), systemd or supervisor")
 	fs.StringVar(&cfg.Accel, "accel", cfg.Accel, "VM accelerator of the compute launcher: tcg, auto or kvm")
@@ -150,9 +151,11 @@ Use it with ciao-cli:
   ciao-cli instance add -workload %s -instances 2 -wait
   ciao-cli instance list
   ciao-cli event list
-Web UI: not part of this tree yet; the API it uses is %s/v2.1.
+Web UI: %s  (sign in as demo or admin; the passwords are in %s and %s;
+        the certificate is self-signed: %s)
 Logs: %s/*.log.  Tests against it: make acceptance.  Remove it: make dev-cluster-down.
-`, cfg.EnvFile("demo"), devcluster.WorkloadContainer, cfg.APIURL(), cfg.Path("logs"))
+`, cfg.EnvFile("demo"), devcluster.WorkloadContainer, cfg.WebUIURL(), cfg.EnvFile("demo"), cfg.EnvFile("admin"),
+		cfg.HTTPSCA(), cfg.Path("logs"))
 }
 
 func status(ctx context.Context, cfg devcluster.Config, w io.Writer) error {
@@ -217,6 +220,9 @@ func recovery(ctx context.Context, cfg devcluster.Config, w io.Writer) error {
 		}
 		line := fmt.Sprintf("recovery %-17s SIGKILL→restarted %5.2fs  ciao-cli served, %d/%d instances active %5.2fs",
 			name, r.Restarted.Seconds(), r.Instances, r.Instances, r.Served.Seconds())
+		if r.Listening > 0 {
+			line += fmt.Sprintf("  web UI accepting %5.2fs", r.Listening.Seconds())
+		}
 		if r.Reconnected > 0 {
 			line += fmt.Sprintf("  launchers reconnected %5.2fs", r.Reconnected.Seconds())
 		}
