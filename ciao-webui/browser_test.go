@@ -221,6 +221,21 @@ func TestBrowser(t *testing.T) {
 		waitJS(`document.querySelectorAll("#instance-rows tr[data-id]").length === 2`))
 	p.shot("after-delete")
 
+	// Stop one and restart it: the status follows live.
+	p.do("stop one", chromedp.Click(chromedp.CSS(`#instance-rows tr[data-id] button[data-act=stop]`)),
+		waitJS(`document.querySelectorAll("#instance-rows tr[data-status=exited]").length === 1`))
+	p.shot("stopped")
+	p.do("restart it", chromedp.Click(chromedp.CSS(`#instance-rows tr[data-status=exited] button[data-act=restart]`)),
+		waitJS(`document.querySelectorAll("#instance-rows tr[data-status=active]").length === 2`))
+
+	// Every control has a name a screen reader can say.
+	unnamed := get(p, "control names", chromedp.Evaluate[[]string](`[...document.querySelectorAll("button, input, select, a")]
+		.filter(e => !(e.labels && e.labels.length) && !e.getAttribute("aria-label") && !e.textContent.trim())
+		.map(e => e.outerHTML.slice(0, 80))`))
+	if len(unnamed) > 0 {
+		t.Errorf("controls without a name: %q", unnamed)
+	}
+
 	// The instance page: facts, charts and events.
 	id := get(p, "first row", chromedp.AttributeValue(chromedp.CSS("#instance-rows tr[data-id]"), "data-id")).Value
 	p.do("open an instance",
@@ -356,8 +371,11 @@ func TestBrowserTokenExpiry(t *testing.T) {
 	c := startCluster(t, 0, "-token-ttl", "3s")
 	p := (&page{t: t, ctx: newBrowser(t, 1280, 900), dir: artifactDir(t), prefix: "expiry-"}).clean()
 	const quotasPage = "#/quotas"
-	p.do("open the quotas page", chromedp.Navigate(c.webURL+"/"+quotasPage))
-	p.signIn(adminUser, c.adminPass, "admin")
+	// Keyboard only: the user field has the focus; Tab moves on, Enter
+	// submits.
+	p.do("sign in with the keyboard", chromedp.Navigate(c.webURL+"/"+quotasPage), chromedp.WaitVisible(chromedp.CSS("#signin-form")),
+		waitJS(`document.activeElement && document.activeElement.id === "si-user"`),
+		chromedp.KeyEvent(adminUser+"\t"+c.adminPass+"\tadmin\r"))
 	p.do("quotas shown", waitJS(`document.querySelector("[data-quota=Instances]") !== null`))
 	p.shot("signed-in")
 	// No clock is asserted: the page is polled until the expiry shows.
