@@ -1,9 +1,12 @@
 package devcluster
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 )
@@ -109,4 +112,48 @@ func (c Config) removeUnits(ctx context.Context, files []string) error {
 		err = rerr
 	}
 	return err
+}
+
+// ErrNoSystemdAnalyze: systemd-analyze is not installed.
+var ErrNoSystemdAnalyze = errors.New("devcluster: systemd-analyze is not installed")
+
+// VerifyUnits runs `systemd-analyze verify` on unit files; any complaint
+// is an error. ExecStart binaries must exist (systemd checks them).
+func VerifyUnits(ctx context.Context, files ...string) error {
+	bin, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		return ErrNoSystemdAnalyze
+	}
+	out, err := exec.CommandContext(ctx, bin, append([]string{"verify", "--man=no"}, files...)...).CombinedOutput()
+	if err != nil || len(bytes.TrimSpace(out)) > 0 {
+		return fmt.Errorf("systemd-analyze verify: %v\n%s", err, out)
+	}
+	return nil
+}
+
+// ParseUnit reads a unit file into section → key → values (a key given
+// twice keeps both values, in order). Comments and blank lines are
+// skipped; a line outside a section or without "=" is an error.
+func ParseUnit(text string) (map[string]map[string][]string, error) {
+	u := map[string]map[string][]string{}
+	section := ""
+	for n, line := range strings.Split(text, "\n") {
+		line = strings.TrimSpace(line)
+		switch {
+		case line == "" || strings.HasPrefix(line, "#") || strings.HasPrefix(line, ";"):
+			continue
+		case strings.HasPrefix(line, "[") && strings.HasSuffix(line, "]"):
+			section = line[1 : len(line)-1]
+			if u[section] == nil {
+				u[section] = map[string][]string{}
+			}
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if !ok || section == "" {
+			return nil, fmt.Errorf("line %d: %q is not key=value inside a section", n+1, line)
+		}
+		u[section][strings.TrimSpace(k)] = append(u[section][strings.TrimSpace(k)], strings.TrimSpace(v))
+	}
+	return u, nil
 }
