@@ -10,6 +10,7 @@ command -v isoinfo >/dev/null 2>&1 || missing="$missing genisoimage"
 command -v zsh >/dev/null 2>&1 || missing="$missing zsh" # ciao-cli's zsh completion test
 command -v busybox >/dev/null 2>&1 || missing="$missing busybox-static" # networking tests: udhcpc, ping, arping in instance namespaces
 command -v iperf3 >/dev/null 2>&1 || missing="$missing iperf3"         # networking/cmd/net-bench throughput figures
+command -v systemd-analyze >/dev/null 2>&1 || missing="$missing systemd" # _release: systemd-analyze verify of the units
 command -v chromium >/dev/null 2>&1 || missing="$missing chromium" # ciao-webui's browser tests (headless)
 if [ -n "$missing" ]; then
 	sudo=""
