@@ -221,7 +221,7 @@ func explain(err error, what string) error {
 		case http.StatusForbidden:
 			hint = "not allowed for this tenant or over quota; see 'ciao-cli tenant list -quotas'"
 		case http.StatusNotFound:
-			hint = "check the id; 'ciao-cli instance list' and 'ciao-cli workload list' show valid ones"
+			hint = notFoundHint(what)
 		case http.StatusMethodNotAllowed:
 			hint = "this controller does not support the request; upgrade the controller"
 		}
@@ -274,4 +274,16 @@ func table(w io.Writer, header []string, rows [][]string) error {
 		}
 	}
 	return nil
+}
+
+// notFoundHint says where valid ids of what ("<command> <sub-command>")
+// are listed.
+func notFoundHint(what string) string {
+	switch strings.Fields(what)[0] {
+	case "image":
+		return "check the id; 'ciao-cli image list' shows valid ones"
+	case "node":
+		return "check the id; 'ciao-cli node list -compute' and 'ciao-cli node list -cnci' show valid ones"
+	}
+	return "check the id; 'ciao-cli instance list' and 'ciao-cli workload list' show valid ones"
 }

@@ -455,6 +455,7 @@ func session2(t *testing.T, r runner, c *cluster, admin, alice []string) {
 	if strings.Count(out, "Created new instance: ") != 10 {
 		t.Errorf("instance add -label: %q", out)
 	}
+	t.Cleanup(func() { r.run(admin, "instance", "delete", "-all") }) // even when a check below fails
 	// ciao-launcher does not send TraceReport: a fake agent reports the
 	// ten traced STARTs through the real scheduler, as a launcher would.
 	agent := testutil.NewFakeAgent(t, c.schedPrt, ssntp.AGENT)
