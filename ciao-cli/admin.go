@@ -27,6 +27,7 @@ func nodeCommand() command {
 	TotalNodes, TotalNodesReady, TotalNodesFull, TotalNodesOffline,
 	TotalNodesMaintenance int
 `},
+		{name: "evacuate", desc: "Evacuate a compute node: it deletes its instances and enters maintenance until its launcher is restarted with -restore (admin)", setup: nodeEvacuate},
 		{name: "show", desc: "Show info about a node (admin)", setup: nodeShow, data: `client.CNCI with -cnci, else client.Node (see 'ciao-cli node list -help').
 `},
 	}}
@@ -204,6 +205,20 @@ func traceShow(fs *flag.FlagSet) func(context.Context, *app) error {
 			*label, d.NumInstances, d.TotalElapsed, d.AverageElapsed, d.AverageControllerElapsed,
 			d.AverageSchedulerElapsed, d.AverageLauncherElapsed, d.VarianceController,
 			d.VarianceScheduler, d.VarianceLauncher)
+		return nil
+	}
+}
+
+func nodeEvacuate(fs *flag.FlagSet) func(context.Context, *app) error {
+	id := fs.String("node-id", "", "Node UUID")
+	return func(ctx context.Context, a *app) error {
+		if *id == "" {
+			return &usageMsg{"missing required -node-id parameter"}
+		}
+		if err := a.api.EvacuateNode(ctx, *id); err != nil {
+			return err
+		}
+		fmt.Fprintf(a.stdout, "Evacuating node %s\n", *id)
 		return nil
 	}
 }

@@ -744,6 +744,19 @@ func rest(t *testing.T, r runner, c *cluster, admin, alice []string) {
 		t.Errorf("-v 2: %+v", res)
 	}
 
+	// Last, as it takes the only node out of service: evacuate.
+	r.ok(alice, "instance", "add", "-workload", clearCloud, "-instances", "2", "-wait")
+	r.fails(alice, 1, "HTTP 401", "node", "evacuate", "-node-id", node)
+	r.fails(admin, 1, "HTTP 404", "node", "evacuate", "-node-id", ids[0])
+	if out := r.ok(admin, "node", "evacuate", "-node-id", node); out != "Evacuating node "+node+"\n" {
+		t.Errorf("node evacuate: %q", out)
+	}
+	r.poll(admin, eq("MAINTENANCE"), "node", "show", "-node-id", node, "-f", "{{.Status}}")
+	r.poll(alice, eq(""), "instance", "list")
+	if out := r.ok(admin, "node", "status"); out != "Total Nodes 1\n\tReady 0\n\tFull 0\n\tOffline 0\n\tMaintenance 1\n" {
+		t.Errorf("node status after evacuate:\n%s", out)
+	}
+
 	// volume: every sub-command refuses clearly, without credentials.
 	for _, args := range [][]string{
 		{"volume", "add", "-size", "2", "-name", "v", "-description", "d", "-source", "x"},

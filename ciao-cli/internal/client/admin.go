@@ -100,6 +100,13 @@ func (c *Client) ListNodes(ctx context.Context) ([]Node, error) {
 	return out.Nodes, err
 }
 
+// EvacuateNode asks the node to delete its instances and enter
+// maintenance (admin).
+func (c *Client) EvacuateNode(ctx context.Context, node string) error {
+	_, err := c.do(ctx, http.MethodPost, "/nodes/"+url.PathEscape(node)+"/evacuate", nil, nil, nil)
+	return err
+}
+
 // ClusterStatus counts the nodes by status (admin).
 func (c *Client) ClusterStatus(ctx context.Context) (ClusterStatus, error) {
 	var out struct {

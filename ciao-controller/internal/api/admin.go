@@ -5,6 +5,7 @@ package api
 // and the bulk server action (§6.3.1). Routes are registered in New.
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -548,6 +549,27 @@ func (s *server) bulkAction(w http.ResponseWriter, r *http.Request) {
 	}
 	for _, id := range ids {
 		_ = act(id) // §6.3.1: per-instance errors are ignored
+	}
+	writeJSON(w, http.StatusAccepted, nil)
+}
+
+// evacuator is the optional part of Compute that drains a node.
+type evacuator interface {
+	Evacuate(ctx context.Context, nodeID string) error
+}
+
+// evacuateNode is POST /v2.1/nodes/{node}/evacuate (admin; the Sep 2017
+// node maintenance, controller.md §14): 202 once EVACUATE is sent, 404 for
+// a node that does not report statistics.
+func (s *server) evacuateNode(w http.ResponseWriter, r *http.Request) {
+	ev, ok := s.cfg.Compute.(evacuator)
+	if !ok {
+		writeError(w, http.StatusNotImplemented, "this controller cannot evacuate nodes")
+		return
+	}
+	if err := ev.Evacuate(r.Context(), mux.Vars(r)["node"]); err != nil {
+		fail(w, r, err)
+		return
 	}
 	writeJSON(w, http.StatusAccepted, nil)
 }

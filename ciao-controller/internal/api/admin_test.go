@@ -82,6 +82,13 @@ func TestNodes(t *testing.T) {
 		t.Errorf("flavor servers %+v", fl)
 	}
 	e.expect(t, "GET", "/v2.1/flavors/"+unknown+"/servers/detail?limit=-1", "admin", "", 400)
+	// evacuate: EVACUATE goes to the node (through the scheduler)
+	e.expect(t, "POST", "/v2.1/nodes/"+unknown+"/evacuate", "admin", "", 404)
+	e.expect(t, "POST", "/v2.1/nodes/"+node+"/evacuate", "tokA", "", 401)
+	e.expect(t, "POST", "/v2.1/nodes/"+node+"/evacuate", "admin", "", 202)
+	if out := e.expect(t, "GET", "/v2.1/events", "admin", "", 200); !strings.Contains(out, "EVACUATE sent to node "+node) {
+		t.Errorf("no evacuate event: %s", out)
+	}
 	for _, p := range []string{"/v2.1/nodes", "/v2.1/nodes/summary", "/v2.1/cncis", "/v2.1/traces"} {
 		e.expect(t, "GET", p, "tokA", "", 401)
 	}

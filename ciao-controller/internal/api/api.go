@@ -98,6 +98,7 @@ func New(cfg Config) (http.Handler, error) {
 	admin("/v2.1/nodes", http.MethodGet, s.listNodes)
 	admin("/v2.1/nodes/summary", http.MethodGet, s.nodeSummary)
 	admin("/v2.1/nodes/{node}/servers/detail", http.MethodGet, s.nodeServers)
+	admin("/v2.1/nodes/{node}/evacuate", http.MethodPost, s.evacuateNode)
 	admin("/v2.1/cncis", http.MethodGet, s.listCNCIs)
 	admin("/v2.1/cncis/{cnci}/detail", http.MethodGet, s.showCNCI)
 	admin("/v2.1/traces", http.MethodGet, s.listTraces)

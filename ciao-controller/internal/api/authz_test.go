@@ -297,6 +297,8 @@ func TestAuthzMatrix(t *testing.T) {
 		{method: "GET", template: "/v2.1/nodes/summary", path: fixed("/v2.1/nodes/summary"), memberA: unauth, memberB: unauth, admin: ok},
 		{method: "GET", template: "/v2.1/nodes/{node}/servers/detail", path: fixed("/v2.1/nodes/" + f.tenant["A"] + "/servers/detail"),
 			memberA: unauth, memberB: unauth, admin: ok},
+		{method: "POST", template: "/v2.1/nodes/{node}/evacuate", path: fixed("/v2.1/nodes/" + f.tenant["A"] + "/evacuate"),
+			memberA: unauth, memberB: unauth, admin: notFound}, // no such node: nothing is evacuated
 		{method: "GET", template: "/v2.1/cncis", path: fixed("/v2.1/cncis"), memberA: unauth, memberB: unauth, admin: ok},
 		{method: "GET", template: "/v2.1/cncis/{cnci}/detail", path: fixed("/v2.1/cncis/" + f.serverA + "/detail"),
 			memberA: unauth, memberB: unauth, admin: notFound},
