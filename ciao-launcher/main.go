@@ -52,6 +52,23 @@ func parseFlags(fs *flag.FlagSet, args []string) (launcher.Config, options, erro
 		}
 		return nil
 	})
+	fs.StringVar(&cfg.CNCI.Agent, "cnci-agent", "", "network node: run CNCIs as network namespaces with this ciao-cnci-agent binary (default: CNCIs are VMs)")
+	fs.StringVar(&cfg.CNCI.CACert, "cnci-cacert", "", "CA certificate for the CNCI agents (default: -cacert)")
+	fs.StringVar(&cfg.CNCI.Cert, "cnci-cert", "", "CNCIAGENT certificate and key for the CNCI agents")
+	fs.Func("cnci-ips", "CIDR block the namespace CNCIs take their compute addresses from", func(s string) error {
+		_, n, err := net.ParseCIDR(s)
+		if err == nil {
+			cfg.CNCI.Pool = *n
+		}
+		return err
+	})
+	fs.IntVar(&cfg.CNCI.Prefix, "cnci-prefix", 24, "prefix length of the CNCIs' addresses on the compute network")
+	fs.Func("cnci-gateway", "default route of the namespace CNCIs", func(s string) error {
+		if cfg.CNCI.Gateway = net.ParseIP(s).To4(); cfg.CNCI.Gateway == nil {
+			return fmt.Errorf("not an IPv4 address: %q", s)
+		}
+		return nil
+	})
 	fs.BoolVar(&o.hardReset, "hard-reset", false, "stop and delete every instance, then exit")
 	fs.BoolVar(&cfg.Simulation, "simulation", false, "run every instance on the simulation backend (scale tests)")
 	fs.BoolVar(&cfg.Process, "process", cfg.Process, "allow bare-metal process workloads (user data with #ciao-process)")
@@ -82,6 +99,9 @@ func parseFlags(fs *flag.FlagSet, args []string) (launcher.Config, options, erro
 	}
 	if fs.NArg() > 0 {
 		return cfg, o, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if cfg.CNCI.CACert == "" {
+		cfg.CNCI.CACert = cfg.CACert
 	}
 	if o.hardReset {
 		return cfg, o, nil // needs no certificates

@@ -46,12 +46,15 @@ const (
 	KindDocker  = "docker"
 	KindProcess = "process"
 	KindSim     = "sim"
+	// KindCNCI is a CNCI hosted as a network namespace (network nodes).
+	KindCNCI = "cnci"
 )
 
 // Spec is everything a driver is told about an instance to start. The
 // launcher has created Dir before Start and removes it after Delete.
 type Spec struct {
 	InstanceUUID string
+	Tenant       string // tenant_uuid of the START
 	Dir          string // the instance directory, owned by the launcher
 	VCPUs        int    // 0 = backend default
 	MemMB        int    // 0 = backend default

@@ -37,6 +37,10 @@ type Config struct {
 	// ComputeIP, if set, is the node's tunnel endpoint; otherwise the
 	// cluster configuration's compute_net chooses it.
 	ComputeIP net.IP
+	// CNCI, with Agent set, makes a network node run CNCIs as network
+	// namespaces with a ciao-cnci-agent process (driver kind cnci) rather
+	// than as VMs.
+	CNCI CNCIConfig
 	// Simulation runs every instance on the simulation driver.
 	Simulation bool
 	// Process allows bare-metal process workloads (user data carrying the
@@ -86,6 +90,19 @@ type Config struct {
 	// DialTimeout bounds the first connection to the scheduler (0 = try
 	// until the context ends).
 	DialTimeout time.Duration
+}
+
+// CNCIConfig is how a network node runs CNCIs as namespaces.
+type CNCIConfig struct {
+	// Agent is the ciao-cnci-agent binary ("" = CNCIs are VMs).
+	Agent string
+	// CACert and Cert are the agents' SSNTP CA and CNCIAGENT certificate.
+	CACert, Cert string
+	// Pool holds the CNCIs' compute addresses, with prefix length Prefix
+	// on the compute network; Gateway, if set, is their default route.
+	Pool    net.IPNet
+	Prefix  int
+	Gateway net.IP
 }
 
 // DefaultConfig is the configuration of a real node.

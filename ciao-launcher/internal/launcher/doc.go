@@ -28,6 +28,19 @@
 // Config.StateDir and adopts what still runs. Only STOP, DELETE, EVACUATE
 // and HardReset stop instances.
 //
+// # Tenant networking
+//
+// With Config.Network, an instance whose START has a networking section
+// gets a VNIC on its tenant subnet's bridge (package networking) before its
+// backend starts: a tap wired into QEMU for VMs, a veth otherwise. The
+// first VNIC of a subnet on the node creates the subnet's tunnel to the
+// tenant's CNCI and sends TenantAdded; the last one's removal sends
+// TenantRemoved. Networking is set up on first use and rebuilt from the
+// kernel's link aliases, so re-adoption finds the VNICs again. A network
+// node given Config.CNCI.Agent runs CNCI STARTs (network_node 1) as network
+// namespaces with a ciao-cnci-agent (driver kind cnci); otherwise CNCIs are
+// VMs like any other instance.
+//
 // # Instance directory
 //
 // <StateDir>/<instance uuid>/state is JSON: the START payload as received and

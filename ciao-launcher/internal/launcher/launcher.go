@@ -14,6 +14,7 @@ import (
 	yaml "gopkg.in/yaml.v2"
 
 	"github.com/ciao-project/ciao/ciao-launcher/internal/driver"
+	"github.com/ciao-project/ciao/ciao-launcher/internal/driver/cnci"
 	"github.com/ciao-project/ciao/ciao-launcher/internal/driver/docker"
 	"github.com/ciao-project/ciao/ciao-launcher/internal/driver/process"
 	qemudrv "github.com/ciao-project/ciao/ciao-launcher/internal/driver/qemu"
@@ -103,10 +104,19 @@ func Drivers(cfg Config) driver.Registry {
 	if cfg.Drivers != nil {
 		return cfg.Drivers
 	}
-	if cfg.Simulation {
-		return driver.Registry{driver.KindSim: sim.New()}
-	}
 	r := driver.Registry{}
+	if cfg.CNCI.Agent != "" {
+		nc, _ := netConfig(cfg, nil, nil)
+		r[driver.KindCNCI] = cnci.New(cnci.Config{
+			Agent: cfg.CNCI.Agent, CACert: cfg.CNCI.CACert, Cert: cfg.CNCI.Cert, Server: cfg.Server, Port: cfg.Port,
+			Node: nc, Pool: cfg.CNCI.Pool, Prefix: cfg.CNCI.Prefix, Gateway: cfg.CNCI.Gateway, StopGrace: cfg.StopGrace,
+			ProcRoot: cfg.ProcRoot,
+		})
+	}
+	if cfg.Simulation {
+		r[driver.KindSim] = sim.New()
+		return r
+	}
 	if cfg.Process {
 		r[driver.KindProcess] = process.New(processConfig(cfg))
 	}
@@ -461,6 +471,11 @@ func (l *Launcher) start(ctx context.Context, payload []byte) {
 
 // kindOf chooses the driver kind of a START.
 func (l *Launcher) kindOf(req *startRequest) string {
+	if nn, _ := req.cmd.NetworkNode(); nn {
+		if _, ok := l.drivers[driver.KindCNCI]; ok {
+			return driver.KindCNCI
+		}
+	}
 	if l.cfg.Simulation {
 		return driver.KindSim
 	}

@@ -118,6 +118,7 @@ func (r *startRequest) spec(dir string, network bool) driver.Spec {
 	}
 	return driver.Spec{
 		InstanceUUID: r.id,
+		Tenant:       trimID(r.cmd.TenantUUID),
 		Dir:          dir,
 		VCPUs:        vcpus,
 		MemMB:        mem,

@@ -1,0 +1,156 @@
+package networking
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+)
+
+// CnciNamespace describes a CNCI hosted as a network namespace on a
+// network node, the cheap alternative to a CNCI VM: the namespace gets a
+// macvlan (bridge mode) of the node's compute link as eth0, with the
+// tenant's CNCI MAC and a fixed address, where the VM would have had a
+// macvtap and a DHCP lease. ciao-cnci-agent then runs the CNCI in it.
+type CnciNamespace struct {
+	// Name is the namespace name (/var/run/netns/<Name>).
+	Name string
+	// TenantID and VnicID make the macvlan's alias
+	// (cncivnic_<tenant>_<vnic>).
+	TenantID, VnicID string
+	// MAC is the CNCI's MAC (vnic_mac of its START).
+	MAC net.HardwareAddr
+	// Addr is eth0's address with the compute network's prefix.
+	Addr net.IPNet
+	// Gateway, if set, is the namespace's default route.
+	Gateway net.IP
+}
+
+// Path is the namespace file.
+func (c *CnciNamespace) Path() string { return "/var/run/netns/" + c.Name }
+
+func (c *CnciNamespace) validate() error {
+	switch {
+	case c.Name == "" || strings.ContainsAny(c.Name, "/ "):
+		return fmt.Errorf("%w: CNCI namespace name %q", ErrBadConfig, c.Name)
+	case c.TenantID == "" || c.VnicID == "":
+		return fmt.Errorf("%w: CNCI namespace needs tenant and VNIC ids", ErrBadConfig)
+	case len(c.MAC) != 6 || c.MAC[0]&1 != 0:
+		return fmt.Errorf("%w: CNCI MAC %q is not a unicast MAC", ErrBadConfig, c.MAC.String())
+	case c.Addr.IP.To4() == nil || len(c.Addr.Mask) == 0:
+		return fmt.Errorf("%w: CNCI address %v", ErrBadConfig, c.Addr.String())
+	}
+	return nil
+}
+
+// CreateCnciNamespace makes the CNCI namespace described by c on the
+// node described by node (whose compute link is the macvlan parent). It is
+// idempotent: an existing namespace is left as it is. On failure nothing
+// is left behind.
+func CreateCnciNamespace(node Config, c CnciNamespace) (err error) {
+	if err := c.validate(); err != nil {
+		return err
+	}
+	if _, err := os.Stat(c.Path()); err == nil {
+		return nil
+	}
+	s, err := openSpace(node.Netns)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	phys, err := discover(s, &node)
+	if err != nil {
+		return err
+	}
+	if out, err := exec.Command("ip", "netns", "add", c.Name).CombinedOutput(); err != nil {
+		return fmt.Errorf("creating namespace %s: %w: %s", c.Name, err, strings.TrimSpace(string(out)))
+	}
+	defer func() {
+		if err != nil {
+			_ = DestroyCnciNamespace(c.Name)
+		}
+	}()
+	parent, err := s.h.LinkByName(phys[0].Link)
+	if err != nil {
+		return fmt.Errorf("compute link %s: %w", phys[0].Link, err)
+	}
+	used := map[string]bool{}
+	if links, err := s.h.LinkList(); err == nil {
+		for _, l := range links {
+			used[l.Attrs().Name] = true
+		}
+	}
+	name, err := newLinkName(PrefixCnciVnic, used)
+	if err != nil {
+		return err
+	}
+	mv, err := s.addLink(&netlink.Macvlan{LinkAttrs: netlink.LinkAttrs{Name: name, ParentIndex: parent.Attrs().Index,
+		HardwareAddr: c.MAC, TxQLen: 500}, Mode: netlink.MACVLAN_MODE_BRIDGE}, aliasCnciVnic+c.TenantID+"_"+c.VnicID)
+	if err != nil {
+		return err
+	}
+	target, err := netns.GetFromPath(c.Path())
+	if err != nil {
+		_ = s.h.LinkDel(mv)
+		return err
+	}
+	defer target.Close()
+	if err := s.h.LinkSetNsFd(mv, int(target)); err != nil {
+		_ = s.h.LinkDel(mv)
+		return fmt.Errorf("moving %s into %s: %w", name, c.Name, err)
+	}
+	h, err := netlink.NewHandleAt(target)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	l, err := h.LinkByName(name)
+	if err != nil {
+		return err
+	}
+	lo, err := h.LinkByName("lo")
+	if err != nil {
+		return err
+	}
+	addr := c.Addr
+	addr.IP = addr.IP.To4()
+	steps := []error{}
+	steps = append(steps, h.LinkSetName(l, "eth0"))
+	steps = append(steps, h.AddrAdd(l, &netlink.Addr{IPNet: &addr}))
+	steps = append(steps, h.LinkSetUp(l), h.LinkSetUp(lo))
+	if err := errors.Join(steps...); err != nil {
+		return fmt.Errorf("configuring eth0 of %s: %w", c.Name, err)
+	}
+	if c.Gateway != nil {
+		if err := h.RouteAdd(&netlink.Route{LinkIndex: l.Attrs().Index, Gw: c.Gateway.To4()}); err != nil {
+			return fmt.Errorf("default route of %s: %w", c.Name, err)
+		}
+	}
+	return nil
+}
+
+// DestroyCnciNamespace kills what runs in a CNCI namespace (its dnsmasq)
+// and deletes it, with its links. A missing namespace is not an error.
+func DestroyCnciNamespace(name string) error {
+	if name == "" || strings.ContainsAny(name, "/ ") {
+		return fmt.Errorf("%w: CNCI namespace name %q", ErrBadConfig, name)
+	}
+	if _, err := os.Stat("/var/run/netns/" + name); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if out, err := exec.Command("ip", "netns", "pids", name).Output(); err == nil {
+		for _, p := range strings.Fields(string(out)) {
+			_ = exec.Command("kill", "-9", p).Run()
+		}
+	}
+	if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
+		return fmt.Errorf("deleting namespace %s: %w: %s", name, err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
