@@ -116,7 +116,9 @@ func startCluster(t *testing.T) *cluster {
 	testutil.StartCommand(t, dir, "launcher", launchBin, "-simulation", "-osprepare=false", "-cacert", ca, "-cert", agentCert,
 		"-server", "127.0.0.1", "-port", strconv.Itoa(c.schedPrt), "-state-dir", state, "-uuid-dir", filepath.Join(dir, "uuid"),
 		"-lock-file", "", "-maintenance-file", filepath.Join(dir, "maintenance"), "-cgroup-root", "", "-network=false",
-		"-stats-interval", "200ms", "-poll-interval", "50ms", "-resource-interval", "100ms", "-logtostderr")
+		"-stats-interval", "200ms", "-poll-interval", "50ms", "-resource-interval", "100ms",
+		// READY whatever this machine's free memory and disk (the sessions check it)
+		"-mem-low-water", "0", "-mem-high-water", "0", "-disk-low-water", "0", "-disk-high-water", "0", "-logtostderr")
 	return c
 }
 
