@@ -211,6 +211,21 @@ func TestTemplates(t *testing.T) {
 		{`{{len (filter . "Status" "pending")}}`, servers, "1"},
 		{`{{select . "ID"}}`, fl, "w1\nw2\n"},
 		{`{{tojson (index . 1)}}`, []client.Tenant{{}, {ID: "a", Name: "b"}}, "{\n\t\"id\": \"a\",\n\t\"name\": \"b\"\n}"},
+		// Go BAT templates of cli.md §10.3 over the admin records.
+		{`{ {{- range $i, $c := .}}{{if $i}},{{end}}"{{$c.ID | js}}":{"tenant_id":"{{$c.TenantID | js}}","ip":"{{$c.IPv4 | js}}","geo":"{{$c.Geography | js}}","subnets":[{{range $j, $s := $c.Subnets}}{{if $j}},{{end}}"{{$s.Subnet | js}}"{{end}}]}{{end -}} }`,
+			[]client.CNCI{{ID: "c1", TenantID: "t1", IPv4: "198.51.100.20", Subnets: []client.Subnet{{Subnet: "Subnet 172.16.0.0/24"}, {Subnet: "Subnet 172.16.1.0/24"}}}},
+			`{"c1":{"tenant_id":"t1","ip":"198.51.100.20","geo":"","subnets":["Subnet 172.16.0.0/24","Subnet 172.16.1.0/24"]}}`},
+		{`{"nodes":{{.TotalNodes}},"ready":{{.TotalNodesReady}},"full":{{.TotalNodesFull}},"offline":{{.TotalNodesOffline}},"maintenance":{{.TotalNodesMaintenance}}}`,
+			client.ClusterStatus{TotalNodes: 3, TotalNodesReady: 1, TotalNodesFull: 1, TotalNodesMaintenance: 1}, `{"nodes":3,"ready":1,"full":1,"offline":0,"maintenance":1}`},
+		{`[{{range $i,$v := .}}{{if $i}},{{end}}{"id":"{{$v.ID | js}}","name":"{{$v.Name | js}}"}{{end}}]`,
+			[]client.Tenant{{ID: "t1", Name: "demo"}, {ID: "t2", Name: "o'brien"}}, `[{"id":"t1","name":"demo"},{"id":"t2","name":"o\'brien"}]`},
+		{`{{range .}}{{.ID}} {{.Status}} {{.MemAvailable}}/{{.MemTotal}} {{.DiskAvailable}}/{{.DiskTotal}} {{.Load}} {{.OnlineCPUs}} {{.TotalInstances}} {{.TotalRunningInstances}} {{.TotalPendingInstances}} {{.TotalPausedInstances}} {{.Timestamp.IsZero}}{{end}}`,
+			[]client.Node{{ID: "n1", Status: "READY", MemTotal: 3896, MemAvailable: 3000, DiskTotal: 500000, DiskAvailable: 256000, Load: 1, OnlineCPUs: 4, TotalInstances: 3, TotalRunningInstances: 2, TotalPendingInstances: 1}},
+			"n1 READY 3000/3896 256000/500000 1 4 3 2 1 0 true"},
+		{`{{range .}}{{.Label}}:{{.Instances}}{{end}}`, []client.TraceSummary{{Label: "boot10", Instances: 10}}, "boot10:10"},
+		{`{{.NumInstances}} {{.TotalElapsed}} {{.AverageElapsed}} {{.AverageControllerElapsed}} {{.AverageLauncherElapsed}} {{.AverageSchedulerElapsed}} {{.VarianceController}} {{.VarianceLauncher}} {{.VarianceScheduler}}`,
+			client.TraceData{NumInstances: 2, TotalElapsed: 1.5}, "2 1.5 0 0 0 0 0 0 0"},
+		{`{{range .}}{{.VCPU}} {{.Memory}} {{.Disk}}{{end}}`, []client.Usage{{VCPU: 2, Memory: 256, Disk: 10}}, "2 256 10"},
 	} {
 		var b bytes.Buffer
 		if err := render(&b, tc.format, tc.data); err != nil {
