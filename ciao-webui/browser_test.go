@@ -182,7 +182,7 @@ func TestBrowser(t *testing.T) {
 	c := startCluster(t, 2)
 	p := (&page{t: t, ctx: newBrowser(t, 1280, 900), dir: artifactDir(t)}).clean()
 	t.Logf("screenshots in %s", p.dir)
-	adminTok, adminProject := c.token(t, adminUser, c.adminPass, "admin")
+	_, adminProject := c.token(t, adminUser, c.adminPass, "admin")
 
 	p.do("open the UI", chromedp.Navigate(c.webURL+"/"), chromedp.WaitVisible(chromedp.CSS("#signin-form")))
 	p.shot("signin")
@@ -245,14 +245,8 @@ func TestBrowser(t *testing.T) {
 	if id == firstID {
 		t.Errorf("deleted instance %s still listed first", id)
 	}
-	nodesAPI := c.get(t, adminTok, "/v2.1/nodes") == 200
-	if nodesAPI {
-		p.do("instance charts fill", waitJS(`document.querySelector("#chart-cpu-summary").textContent.startsWith("Latest")`))
-	} else {
-		// The controller has no node API yet: the page says so in words.
-		p.do("instance charts explain", waitJS(`document.querySelector("#chart-msg").textContent.includes("unavailable")`))
-		t.Logf("controller has no /v2.1/nodes yet: instance chart shows the API error: %q", p.text("#chart-msg"))
-	}
+	p.do("instance charts fill", waitJS(`document.querySelector("#chart-cpu-summary").textContent.startsWith("Latest")`),
+		waitJS(`document.querySelector("#chart-mem-summary").textContent.startsWith("Latest")`))
 	p.shot("instance")
 
 	// A phone-width view of the list.
@@ -279,8 +273,8 @@ func TestBrowser(t *testing.T) {
 		js(`(() => { const s = document.querySelector("#launch-workload"); s.value = s.options[1].value; })()`),
 		chromedp.SetValue(chromedp.CSS("#launch-count"), "3"),
 		chromedp.Click(chromedp.CSS("#launch-submit")),
-		waitJS(`document.querySelector("#launch-msg").textContent.includes("HTTP 403")`))
-	if msg := p.text("#launch-msg"); !strings.Contains(msg, "limit") {
+		waitJS(`document.querySelector("#launch-msg").textContent.includes("In use now")`))
+	if msg := p.text("#launch-msg"); !strings.Contains(msg, "Over quota: 3 more instances would exceed") || !strings.Contains(msg, "In use now: 2 of 3 instances") {
 		t.Errorf("over-quota message: %q", msg)
 	}
 	p.shot("over-quota")
@@ -289,17 +283,12 @@ func TestBrowser(t *testing.T) {
 	p.shot("quotas")
 
 	// Admin pages.
-	if nodesAPI {
-		p.do("nodes", chromedp.Navigate(c.webURL+"/#/admin/nodes"), waitJS(`document.querySelectorAll("#node-rows tr[data-id]").length === 2`))
-		p.shot("nodes")
-		p.do("node chart", chromedp.Click(chromedp.CSS("#node-rows tr[data-id] a")),
-			waitJS(`document.querySelector("#chart-node-mem-summary").textContent.startsWith("Latest")`))
-		p.shot("node")
-	} else {
-		p.do("nodes missing", chromedp.Navigate(c.webURL+"/#/admin/nodes"), waitJS(`document.querySelector("#nodes-msg").textContent.includes("HTTP 404")`))
-		t.Logf("controller has no /v2.1/nodes yet; the node page shows: %q", p.text("#nodes-msg"))
-		p.shot("nodes-missing")
-	}
+	p.do("nodes", chromedp.Navigate(c.webURL+"/#/admin/nodes"), waitJS(`document.querySelectorAll("#node-rows tr[data-id]").length === 2`))
+	p.shot("nodes")
+	p.do("node chart", chromedp.Click(chromedp.CSS("#node-rows tr[data-id] a")),
+		waitJS(`document.querySelector("#chart-node-mem-summary").textContent.startsWith("Latest")`),
+		chromedp.WaitVisible(chromedp.CSS("#chart-node-mem canvas")))
+	p.shot("node")
 	p.do("tenants", chromedp.Navigate(c.webURL+"/#/admin/tenants"),
 		waitJS(fmt.Sprintf(`document.querySelector("#tenant-rows").textContent.includes(%q)`, adminProject)))
 	p.shot("tenants")

@@ -236,19 +236,6 @@ func (c *cluster) token(tb testing.TB, user, pass, project string) (tok, project
 	return resp.Header.Get("X-Subject-Token"), tr.Token.Project.ID
 }
 
-// get calls the controller's API with tok and returns the status.
-func (c *cluster) get(tb testing.TB, tok, path string) int {
-	tb.Helper()
-	req, _ := http.NewRequest(http.MethodGet, c.ctlURL+path, nil)
-	req.Header.Set("X-Auth-Token", tok)
-	resp, err := c.client.Do(req)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	resp.Body.Close()
-	return resp.StatusCode
-}
-
 // revoke invalidates a token at the identity service, as its expiry
 // would.
 func (c *cluster) revoke(tb testing.TB, tok string) {

@@ -55,7 +55,7 @@ export function nodes(main) {
     summary.textContent = `${list.length} node${list.length === 1 ? "" : "s"}: ` +
       ["READY", "FULL", "OFFLINE", "MAINTENANCE"].map((s) => `${list.filter((n) => n.status === s).length} ${s.toLowerCase()}`).join(", ") + ".";
     setLive(live);
-  }, POLL_MS, (e) => setLive(live, e));
+  }, POLL_MS, (e) => setLive(live, e, true));
   return () => p.stop();
 }
 
@@ -108,7 +108,7 @@ export function node(main, id) {
       el("td", {}, statusWord(x.status)), el("td", {}, x.cpus_usage + "%"), el("td", {}, x.ram_usage + " MB"), el("td", {}, x.disk_usage + " MB")))
       : [el("tr", {}, el("td", { colspan: 6, class: "empty" }, "No instances reported on this node."))]));
     setLive(live);
-  }, POLL_MS, (e) => setLive(live, e));
+  }, POLL_MS, (e) => setLive(live, e, true));
   return () => { p.stop(); mem.destroy(); disk.destroy(); load.destroy(); };
 }
 
@@ -127,7 +127,7 @@ export function tenants(main) {
     tbody.replaceChildren(...(list.length ? list.map((t) => el("tr", {}, el("td", { class: "id" }, t.id), el("td", {}, t.name || "—")))
       : [el("tr", {}, el("td", { colspan: 2, class: "empty" }, "No tenants yet."))]));
     setLive(live);
-  }, POLL_MS * 5, (e) => setLive(live, e));
+  }, POLL_MS * 5, (e) => setLive(live, e, true));
   return () => p.stop();
 }
 
@@ -147,7 +147,7 @@ export function cncis(main) {
       el("td", {}, c.IPv4 || "—"), el("td", {}, (c.subnets || []).map((s) => s.subnet_cidr).join(", ") || "—")))
       : [el("tr", {}, el("td", { colspan: 4, class: "empty" }, "No CNCIs (tenant networking is off, or no tenant has one yet)."))]));
     setLive(live);
-  }, POLL_MS * 5, (e) => setLive(live, e));
+  }, POLL_MS * 5, (e) => setLive(live, e, true));
   return () => p.stop();
 }
 
@@ -167,6 +167,6 @@ export function clusterEvents(main) {
     msg.textContent = "";
     tbody.replaceChildren(...eventRows(r.events || [], true));
     setLive(live);
-  }, POLL_MS, (e) => setLive(live, e));
+  }, POLL_MS, (e) => setLive(live, e, true));
   return () => p.stop();
 }

@@ -11,11 +11,14 @@ function liveLine() {
   return el("p", { class: "live", id: "live", "aria-live": "off" }, "Connecting…");
 }
 
-function setLive(line, err) {
+// setLive shows the time of the last update, or the failure (briefly when
+// the page shows the reason itself).
+function setLive(line, err, reasonShown) {
   line.setAttribute("aria-live", err ? "polite" : "off");
   if (err) {
     line.className = "live bad";
-    line.textContent = "Live update failed: " + (err.words ? err.words() : err.message) + " — retrying every 2 s.";
+    line.textContent = reasonShown ? "Live update failed (the reason is below); retrying every 2 s."
+      : "Live update failed: " + (err.words ? err.words() : err.message) + " — retrying every 2 s.";
   } else {
     line.className = "live";
     line.textContent = "Live: updated " + new Date().toLocaleTimeString() + " (every 2 s).";
@@ -52,6 +55,23 @@ function actionButtons(inst, after) {
 function addr(inst) {
   const p = inst.addresses && inst.addresses.private && inst.addresses.private[0];
   return p ? p.addr : "";
+}
+
+// launchError words a failed launch; over quota, it adds the project's
+// current usage and limits.
+async function launchError(e, n) {
+  let text = e.words ? e.words() : e.message;
+  if (e.status === 403 && /limit|quota/i.test(e.message)) {
+    text = `Over quota: ${n} more instance${n > 1 ? "s" : ""} would exceed this project's limits. ` + text;
+    try {
+      const q = await api("GET", tenant() + "/quotas", undefined, "Loading quotas");
+      const of = (used, lim, unit) => `${used}${unit} of ${lim < 0 ? "unlimited" : lim + unit}`;
+      text += `. In use now: ${of(q.instances_usage, q.instances_limit, "")} instances, ${of(q.cpus_usage, q.cpus_limit, "")} vCPUs, ${of(q.ram_usage, q.ram_limit, " MB")} memory.`;
+    } catch (qe) {
+      text += ` (The quotas could not be read: ${qe.words ? qe.words() : qe.message})`;
+    }
+  }
+  return text;
 }
 
 // instances is #/instances?page=N&per=M.
@@ -103,7 +123,7 @@ export function instances(main, params) {
       launchMsg.textContent = `Launched ${r.total_servers || n} instance${n > 1 ? "s" : ""}.`;
       p.now();
     } catch (e) {
-      launchMsg.textContent = e.words ? e.words() : e.message;
+      launchMsg.textContent = await launchError(e, n);
       launchMsg.focus();
     } finally {
       launchBtn.disabled = false;
