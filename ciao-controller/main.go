@@ -33,6 +33,7 @@ import (
 	"github.com/ciao-project/ciao/ciao-controller/internal/controller"
 	"github.com/ciao-project/ciao/ciao-controller/internal/datastore"
 	"github.com/ciao-project/ciao/ciao-controller/internal/identity"
+	"github.com/ciao-project/ciao/ciao-controller/internal/metrics"
 	"github.com/ciao-project/ciao/ssntp"
 	"github.com/golang/glog"
 )
@@ -61,9 +62,12 @@ type config struct {
 	TokensFile      string         // static tokens
 	Identity        identityConfig // built-in identity (identity.go)
 	ShutdownTimeout time.Duration
+	MetricsAddr     string                                       // Prometheus /metrics listener ("" = off)
+	Pprof           bool                                         // also serve /debug/pprof/ on MetricsAddr
 	tokens          api.StaticTokens                             // set instead of TokensFile by tests
 	ssntpMod        func(*ssntp.Config)                          // test hook
 	onListen        func(addr net.Addr)                          // test hook: API address
+	onMetrics       func(addr net.Addr)                          // test hook: metrics address
 	seed            func(context.Context, datastore.Store) error // test hook: after seeding
 }
 
@@ -90,6 +94,8 @@ func (c config) Validate() error {
 		return errors.New("-httpscert and -httpskey are required")
 	case c.Database == "":
 		return errors.New("-database is required")
+	case c.Pprof && c.MetricsAddr == "":
+		return errors.New("-pprof is served on -metrics-addr: set one")
 	case c.ComputePort < 0 || c.ComputePort > 65535:
 		return fmt.Errorf("-compute-port %d out of range", c.ComputePort)
 	}
@@ -112,6 +118,8 @@ func parseFlags(fs *flag.FlagSet, args []string) (config, error) {
 	fs.BoolVar(&c.Network, "network", false, "tenant networking with one CNCI per tenant (not implemented yet)")
 	fs.StringVar(&c.TokensFile, "tokens", "", "static token file: lines 'token project-id project-name role[,role...]'")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long in-flight API requests may take at shutdown")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics, e.g. :9103 (default: off)")
+	fs.BoolVar(&c.Pprof, "pprof", false, "also serve the Go profiler at /debug/pprof/ on -metrics-addr")
 	registerImageFlags(fs, &c)
 	c.Identity.register(fs)
 	if err := fs.Parse(args); err != nil {
@@ -159,7 +167,17 @@ func run(ctx context.Context, cfg config) (err error) {
 	if cfg.Identity.CreateUser != "" {
 		return createUser(ctx, cfg.Database, cfg.Identity, os.Stdin)
 	}
-	store, err := datastore.OpenSQLite(ctx, datastore.NewConfig(cfg.Database))
+	met := metrics.New()
+	if cfg.MetricsAddr != "" {
+		stopMetrics, err := serveMetrics(cfg, met)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
+	}
+	dcfg := datastore.NewConfig(cfg.Database)
+	dcfg.Observe = met.StoreOp
+	store, err := datastore.OpenSQLite(ctx, dcfg)
 	if err != nil {
 		return fmt.Errorf("open datastore: %w", err)
 	}
@@ -203,7 +221,7 @@ func run(ctx context.Context, cfg config) (err error) {
 	if err != nil {
 		return err
 	}
-	h, err := api.New(api.Config{Compute: ctl, Store: store, Auth: auth, Images: imgs})
+	h, err := api.New(api.Config{Compute: ctl, Store: store, Auth: auth, Images: imgs, Metrics: met})
 	if err != nil {
 		return err
 	}
@@ -243,6 +261,34 @@ func run(ctx context.Context, cfg config) (err error) {
 	}
 	<-served
 	return ctx.Err()
+}
+
+// serveMetrics starts the metrics listener; the returned func stops it.
+func serveMetrics(cfg config, met *metrics.Metrics) (func(), error) {
+	ln, err := net.Listen("tcp", cfg.MetricsAddr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics listener: %w", err)
+	}
+	glog.Infof("metrics on http://%s/metrics (pprof %v)", ln.Addr(), cfg.Pprof)
+	if cfg.onMetrics != nil {
+		cfg.onMetrics(ln.Addr())
+	}
+	srv := &http.Server{Handler: met.Mux(cfg.Pprof), ReadHeaderTimeout: 10 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			glog.Errorf("metrics server: %v", err)
+		}
+	}()
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			srv.Close()
+		}
+		<-done
+	}, nil
 }
 
 // setLogDir points glog at the 2016 directory unless -log_dir or

@@ -40,6 +40,9 @@ type options struct {
 	batch                int
 	statsInterval        time.Duration
 	timeout              time.Duration
+	pprof                bool
+	label                string
+	launcherNice         int
 }
 
 func main() {
@@ -52,7 +55,14 @@ func main() {
 	flag.IntVar(&o.batch, "batch", 100, "max_count of each create request of the launch figure")
 	flag.DurationVar(&o.statsInterval, "stats-interval", time.Second, "launchers' STATS period")
 	flag.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up after this long")
+	flag.IntVar(&o.launcherNice, "launcher-nice", 0, "run the launchers at this nice value (1-19) so they stand for launchers on other machines and do not take the controller's CPU; 0 = same priority")
+	flag.StringVar(&o.label, "label", "", "server name of the creates, which turns on START path tracing (and a TraceReport per instance)")
+	flag.BoolVar(&o.pprof, "pprof", false, "serve the controller's metrics and profiler on a free port (printed at setup)")
 	flag.Parse()
+	if o.launcherNice < 0 || o.launcherNice > 19 {
+		fmt.Fprintln(os.Stderr, "controller-bench: -launcher-nice must be 0..19")
+		os.Exit(2)
+	}
 	if o.launchers < 1 || o.instances < 1 || o.clients < 1 || o.creates < 1 || o.batch < 1 {
 		fmt.Fprintln(os.Stderr, "controller-bench: counts must be positive")
 		os.Exit(2)
@@ -123,10 +133,21 @@ func run(ctx context.Context, o options) (err error) {
 	if err := waitListen(ctx, "127.0.0.1:"+sp); err != nil {
 		return fmt.Errorf("scheduler: %w", err)
 	}
-	if _, err := start("controller", bins["ciao-controller"], "-cacert", files.ca, "-cert", files.ctl,
+	ctlArgs := []string{"-cacert", files.ca, "-cert", files.ctl,
 		"-server", "127.0.0.1", "-port", sp, "-httpscert", files.httpsCert, "-httpskey", files.httpsKey,
 		"-compute-host", "127.0.0.1", "-compute-port", strconv.Itoa(apiPort),
-		"-database", filepath.Join(dir, "controller.db"), "-tokens", files.tokens, "-logtostderr"); err != nil {
+		"-database", filepath.Join(dir, "controller.db"), "-tokens", files.tokens, "-logtostderr"}
+	mp, err := freePort()
+	if err != nil {
+		return err
+	}
+	metricsURL := "http://127.0.0.1:" + strconv.Itoa(mp) + "/metrics"
+	ctlArgs = append(ctlArgs, "-metrics-addr", "127.0.0.1:"+strconv.Itoa(mp))
+	if o.pprof {
+		ctlArgs = append(ctlArgs, "-pprof")
+		fmt.Printf("controller metrics and profiler: %s, /debug/pprof/\n", metricsURL)
+	}
+	if _, err := start("controller", bins["ciao-controller"], ctlArgs...); err != nil {
 		return err
 	}
 	if err := waitListen(ctx, "127.0.0.1:"+strconv.Itoa(apiPort)); err != nil {
@@ -135,12 +156,16 @@ func run(ctx context.Context, o options) (err error) {
 	var ls []*proc
 	for i := 0; i < o.launchers; i++ {
 		ld := filepath.Join(dir, fmt.Sprintf("launcher%03d", i))
-		p, err := start(fmt.Sprintf("launcher%03d", i), bins["ciao-launcher"], "-simulation", "-osprepare=false",
+		bin, pre := bins["ciao-launcher"], []string(nil)
+		if o.launcherNice > 0 {
+			bin, pre = "nice", []string{"-n", strconv.Itoa(o.launcherNice), bins["ciao-launcher"]}
+		}
+		p, err := start(fmt.Sprintf("launcher%03d", i), bin, append(pre, "-simulation", "-osprepare=false",
 			"-cacert", files.ca, "-cert", files.agent, "-server", "127.0.0.1", "-port", sp,
 			"-state-dir", filepath.Join(ld, "instances"), "-uuid-dir", filepath.Join(ld, "uuid"),
 			"-lock-file", filepath.Join(ld, "lock"), "-maintenance-file", filepath.Join(ld, "maintenance"),
 			"-image-dir", filepath.Join(ld, "images"), "-cgroup-root", "", "-network=false",
-			"-stats-interval", o.statsInterval.String(), "-logtostderr")
+			"-stats-interval", o.statsInterval.String(), "-logtostderr")...)
 		if err != nil {
 			return err
 		}
@@ -156,6 +181,7 @@ func run(ctx context.Context, o options) (err error) {
 	fmt.Printf("setup: %d launchers connected (scheduler :%d, API :%d)\n", o.launchers, schedPort, apiPort)
 
 	b := newBench("https://127.0.0.1:"+strconv.Itoa(apiPort)+"/v2.1/"+tenantID, o.clients)
+	b.metricsURL, b.label = metricsURL, o.label
 	if err := b.launch(ctx, o.instances, o.batch); err != nil {
 		return err
 	}

@@ -7,8 +7,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -18,9 +20,11 @@ const workload = "e35ed972-c46c-4aad-a1e7-ef103ae079a2" // Clear Cloud, a shippe
 
 // bench drives the compute API.
 type bench struct {
-	base    string
-	clients int
-	hc      *http.Client
+	base       string
+	clients    int
+	hc         *http.Client
+	metricsURL string // the controller's Prometheus metrics
+	label      string // server name of the creates ("" = untraced)
 }
 
 func newBench(base string, clients int) *bench {
@@ -52,7 +56,7 @@ func (b *bench) do(ctx context.Context, method, path, body string) (int, []byte,
 
 func (b *bench) create(ctx context.Context, n int) error {
 	code, body, err := b.do(ctx, http.MethodPost, "/servers",
-		fmt.Sprintf(`{"server":{"name":"bench","flavorRef":%q,"max_count":%d}}`, workload, n))
+		fmt.Sprintf(`{"server":{"name":%q,"flavorRef":%q,"max_count":%d}}`, b.label, workload, n))
 	if err != nil {
 		return err
 	}
@@ -189,6 +193,7 @@ func (b *bench) list(ctx context.Context, want int) error {
 // clients.
 func (b *bench) createLatency(ctx context.Context, n int) error {
 	lat := make([]time.Duration, n)
+	before, _ := b.serverHistogram(ctx)
 	t0 := time.Now()
 	err := b.parallel(ctx, n, func(ctx context.Context, i int) error {
 		s := time.Now()
@@ -213,5 +218,70 @@ func (b *bench) createLatency(ctx context.Context, n int) error {
 	}
 	fmt.Printf("create: %d creates at %d concurrent clients: p50 %v, p99 %v, max %v, %.0f req/s (goal p99 <= 50ms)\n",
 		n, b.clients, pct(0.50), pct(0.99), lat[n-1].Round(time.Microsecond), float64(n)/wall.Seconds())
+	if after, err := b.serverHistogram(ctx); err == nil && before != nil {
+		fmt.Printf("create: inside the controller (request read to response written, its metrics): p50 <= %s, p99 <= %s\n",
+			quantile(before, after, 0.50), quantile(before, after, 0.99))
+	}
 	return nil
+}
+
+// createHist is the route of the create histogram in the metrics text.
+const createHist = `ciao_controller_http_request_duration_seconds_bucket{method="POST",route="/v2.1/{tenant}/servers",le="`
+
+// serverHistogram reads the cumulative bucket counts (le → count) of the
+// controller's create-request histogram.
+func (b *bench) serverHistogram(ctx context.Context) (map[float64]float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, b.metricsURL, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	out := map[float64]float64{}
+	for _, line := range strings.Split(string(body), "\n") {
+		rest, ok := strings.CutPrefix(line, createHist)
+		if !ok {
+			continue
+		}
+		le, count, ok := strings.Cut(rest, `"} `)
+		if !ok {
+			continue
+		}
+		l, err1 := strconv.ParseFloat(le, 64)
+		c, err2 := strconv.ParseFloat(count, 64)
+		if err1 == nil && err2 == nil {
+			out[l] = c
+		}
+	}
+	return out, nil
+}
+
+// quantile is the upper bound of the bucket holding quantile q of the
+// observations between two readings.
+func quantile(before, after map[float64]float64, q float64) string {
+	var les []float64
+	for le := range after {
+		les = append(les, le)
+	}
+	sort.Float64s(les)
+	if len(les) == 0 {
+		return "?"
+	}
+	total := after[les[len(les)-1]] - before[les[len(les)-1]]
+	for _, le := range les {
+		if after[le]-before[le] >= q*total {
+			if math.IsInf(le, 1) {
+				return "+Inf"
+			}
+			return time.Duration(le * float64(time.Second)).Round(time.Microsecond).String()
+		}
+	}
+	return "?"
 }

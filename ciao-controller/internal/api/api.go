@@ -25,6 +25,7 @@ import (
 	"github.com/ciao-project/ciao/ciao-controller/internal/controller"
 	"github.com/ciao-project/ciao/ciao-controller/internal/datastore"
 	"github.com/ciao-project/ciao/ciao-controller/internal/images"
+	"github.com/ciao-project/ciao/ciao-controller/internal/metrics"
 	"github.com/golang/glog"
 	"github.com/gorilla/mux"
 )
@@ -53,6 +54,8 @@ type Config struct {
 	MaxBody int64
 	// Images, if set, serves the image API under /v2/images.
 	Images *images.Service
+	// Metrics, if set, counts and times every request.
+	Metrics *metrics.Metrics
 }
 
 // Validate checks the configuration.
@@ -83,6 +86,7 @@ func New(cfg Config) (http.Handler, error) {
 	}
 	s := &server{cfg: cfg}
 	r := mux.NewRouter()
+	r.Use(routeName)
 	tenant := func(path, method string, h http.HandlerFunc) {
 		r.Handle(path, s.auth(false, h)).Methods(method)
 	}
@@ -120,7 +124,7 @@ func New(cfg Config) (http.Handler, error) {
 	if cfg.Images != nil {
 		cfg.Images.Register(r, s.imageAuth)
 	}
-	return r, nil
+	return instrument(cfg.Metrics, r), nil
 }
 
 // auth checks the token (§3.3) and bounds the body before h runs.

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -48,16 +49,22 @@ var tokens = StaticTokens{
 type env struct {
 	fs    *testutil.FakeServer
 	agent *testutil.FakeAgent
-	store *datastore.Memory
+	store datastore.Store
 	ctl   *controller.Controller
 	srv   *httptest.Server
 }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	fs := testutil.NewFakeServer(t)
 	store := datastore.NewMemory()
 	t.Cleanup(func() { store.Close() })
+	return newEnvStore(t, store)
+}
+
+// newEnvStore is newEnv on the given store.
+func newEnvStore(t testing.TB, store datastore.Store) *env {
+	t.Helper()
+	fs := testutil.NewFakeServer(t)
 	ctx := context.Background()
 	if err := controller.SeedWorkloads(ctx, store); err != nil {
 		t.Fatal(err)
@@ -397,4 +404,76 @@ func TestTenantsQuotasEvents(t *testing.T) {
 	if out := e.expect(t, "GET", "/v2.1/events", "admin", "", 200); out != "{\"events\":[]}\n" {
 		t.Errorf("events after clear %q", out)
 	}
+}
+
+// TestServerJSONMatchesEncodingJSON: the hand-written servers listing is
+// byte-for-byte what encoding/json makes of the same objects, including
+// strings that need escaping.
+func TestServerJSONMatchesEncodingJSON(t *testing.T) {
+	ins := []datastore.Instance{
+		{ID: "a", TenantID: "t", WorkloadID: "w", State: "active", NodeID: "n", IP: "172.16.0.2", MAC: "02:00:ac:10:00:02",
+			SSHIP: "198.51.100.1", SSHPort: 33002, CreatedAt: time.Date(2026, 11, 27, 7, 1, 2, 345678900, time.UTC)},
+		{ID: "b<>&\"\\\n\r\t\b\f\x01\x7f", State: "é\u2028\u2029\xff", CreatedAt: time.Time{}},
+	}
+	for _, n := range []int{0, 1, 2} {
+		rec := httptest.NewRecorder()
+		writeServers(rec, 7, ins[:n], func(w string) string { return "img-" + w })
+		out := make([]serverDetails, n)
+		for i, in := range ins[:n] {
+			out[i] = details(in, "img-"+in.WorkloadID)
+		}
+		want := httptest.NewRecorder()
+		writeJSON(want, http.StatusOK, struct {
+			TotalServers int             `json:"total_servers"`
+			Servers      []serverDetails `json:"servers"`
+		}{7, out})
+		if got := rec.Body.String(); got != want.Body.String() {
+			t.Fatalf("%d servers:\ngot  %s\nwant %s", n, got, want.Body.String())
+		}
+		if rec.Header().Get("Content-Type") != "application/json" || rec.Code != http.StatusOK {
+			t.Fatalf("header %v code %d", rec.Header(), rec.Code)
+		}
+	}
+}
+
+// BenchmarkCreateServerParallel is the create request inside the
+// controller: HTTP (plain) → policy → SQLite (group commit) → START sent
+// to a fake scheduler and agent, from 100 concurrent clients.
+func BenchmarkCreateServerParallel(b *testing.B) {
+	cfg := datastore.NewConfig(b.TempDir() + "/c.db")
+	var commits atomic.Int64
+	cfg.Observe = func(op string, _ time.Duration) {
+		if op == "commit" {
+			commits.Add(1)
+		}
+	}
+	store, err := datastore.OpenSQLite(context.Background(), cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { store.Close() })
+	e := newEnvStore(b, store)
+	body := fmt.Sprintf(`{"server":{"flavorRef":%q,"max_count":1}}`, controller.WorkloadClear)
+	url := e.srv.URL + "/v2.1/" + tenantA + "/servers"
+	cl := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 200}}
+	b.SetParallelism(50)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+			req.Header.Set("X-Auth-Token", "tokA")
+			resp, err := cl.Do(req)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusAccepted {
+				b.Errorf("HTTP %d", resp.StatusCode)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/float64(commits.Load()), "creates/commit")
 }

@@ -208,14 +208,7 @@ func (s *server) listServers(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	img := imageOf{s: s.cfg.Store}
-	out := make([]serverDetails, 0, len(p.Instances))
-	for _, in := range p.Instances {
-		out = append(out, details(in, img.get(r.Context(), in.WorkloadID)))
-	}
-	writeJSON(w, http.StatusOK, struct {
-		TotalServers int             `json:"total_servers"`
-		Servers      []serverDetails `json:"servers"`
-	}{p.Total, out})
+	writeServers(w, p.Total, p.Instances, func(wl string) string { return img.get(r.Context(), wl) })
 }
 
 func (s *server) showServer(w http.ResponseWriter, r *http.Request) {

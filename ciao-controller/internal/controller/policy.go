@@ -65,7 +65,6 @@ func (c *Controller) Launch(ctx context.Context, tenantID, workloadID string, n 
 			}
 			continue
 		}
-		c.event(ctx, tenantID, datastore.EventInfo, fmt.Sprintf("Start sent for %s (%s)", in.ID, w.Description))
 		sent = append(sent, in)
 	}
 	glog.Infof("tenant %s: launched %d/%d instances of %s", tenantID, len(sent), n, workloadID)

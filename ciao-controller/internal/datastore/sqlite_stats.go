@@ -12,7 +12,11 @@ const pruneEvery = time.Minute
 
 // RecordStats implements Store: in one transaction it replaces the node's
 // and the instances' latest statistics, appends history rows and updates
-// the state, node and SSH fields of known instances.
+// the state, node and SSH fields of known instances. An instance entry
+// equal to the one last written for it (all but the time) is not written
+// again until Config.StatsRefresh has passed, so a steady cluster costs
+// few writes: the latest entry's time and the history are then
+// StatsRefresh-grained, while state changes are written at once.
 func (s *SQLite) RecordStats(ctx context.Context, r StatsReport) error {
 	t := stamp(r.Time)
 	s.mu.Lock()
@@ -21,7 +25,9 @@ func (s *SQLite) RecordStats(ctx context.Context, r StatsReport) error {
 		s.lastPrune = t
 	}
 	s.mu.Unlock()
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	var ups []InstanceUpdate
+	var marks []idMark
+	return s.write(ctx, func(tx *sql.Tx) error {
 		if n := r.Node; n != nil {
 			args := []any{r.NodeID, n.Hostname, n.Status, n.MemTotalMB, n.MemAvailableMB, n.DiskTotalMB,
 				n.DiskAvailableMB, n.Load, n.CPUsOnline, ns(t)}
@@ -38,19 +44,31 @@ func (s *SQLite) RecordStats(ctx context.Context, r StatsReport) error {
 		}
 		latest := s.stmt(ctx, tx, "upLatest")
 		hist := s.stmt(ctx, tx, "insInstStat")
-		ups := make([]InstanceUpdate, 0, len(r.Instances))
+		ups = make([]InstanceUpdate, 0, len(r.Instances))
+		marks = marks[:0]
+		var changed []InstanceUpdate
 		for _, in := range r.Instances {
-			args := []any{in.InstanceID, r.NodeID, in.State, in.SSHIP, in.SSHPort, in.MemoryUsageMB, in.DiskUsageMB,
-				in.CPUUsage, ns(t)}
-			if _, err := latest.ExecContext(ctx, args...); err != nil {
-				return fmt.Errorf("record stats of %s: instance %s: %w", r.NodeID, in.InstanceID, err)
+			m := statMark{node: r.NodeID, state: in.State, sshIP: in.SSHIP, sshPort: in.SSHPort,
+				mem: in.MemoryUsageMB, disk: in.DiskUsageMB, cpu: in.CPUUsage, written: t}
+			if prev, ok := s.lastStat[in.InstanceID]; !ok || !prev.same(m) || t.Sub(prev.written) >= s.cfg.StatsRefresh {
+				args := []any{in.InstanceID, r.NodeID, in.State, in.SSHIP, in.SSHPort, in.MemoryUsageMB, in.DiskUsageMB,
+					in.CPUUsage, ns(t)}
+				if _, err := latest.ExecContext(ctx, args...); err != nil {
+					return fmt.Errorf("record stats of %s: instance %s: %w", r.NodeID, in.InstanceID, err)
+				}
+				if _, err := hist.ExecContext(ctx, args...); err != nil {
+					return fmt.Errorf("record stats of %s: instance %s history: %w", r.NodeID, in.InstanceID, err)
+				}
+				marks = append(marks, idMark{in.InstanceID, m})
 			}
-			if _, err := hist.ExecContext(ctx, args...); err != nil {
-				return fmt.Errorf("record stats of %s: instance %s history: %w", r.NodeID, in.InstanceID, err)
+			u := InstanceUpdate{ID: in.InstanceID, State: in.State, NodeID: r.NodeID, SSHIP: in.SSHIP, SSHPort: in.SSHPort}
+			ups = append(ups, u)
+			if old, ok := s.st.instances[in.InstanceID]; !ok || old.State != u.State || old.NodeID != u.NodeID ||
+				old.SSHIP != u.SSHIP || old.SSHPort != u.SSHPort {
+				changed = append(changed, u)
 			}
-			ups = append(ups, InstanceUpdate{ID: in.InstanceID, State: in.State, NodeID: r.NodeID, SSHIP: in.SSHIP, SSHPort: in.SSHPort})
 		}
-		if _, err := s.updateTx(ctx, tx, ups); err != nil {
+		if err := s.updateTx(ctx, tx, changed); err != nil {
 			return fmt.Errorf("record stats of %s: %w", r.NodeID, err)
 		}
 		if prune {
@@ -62,7 +80,31 @@ func (s *SQLite) RecordStats(ctx context.Context, r StatsReport) error {
 			}
 		}
 		return nil
-	})
+	}, func() {
+		s.st.updateLocked(ups)
+		for _, m := range marks {
+			s.lastStat[m.id] = m.m
+		}
+	}, nil)
+}
+
+// statMark is what RecordStats last wrote for an instance (under wmu):
+// an entry equal to it is written again only after StatsRefresh.
+type statMark struct {
+	node, state, sshIP string
+	sshPort, mem, disk int
+	cpu                int
+	written            time.Time
+}
+
+type idMark struct {
+	id string
+	m  statMark
+}
+
+func (a statMark) same(b statMark) bool {
+	a.written, b.written = time.Time{}, time.Time{}
+	return a == b
 }
 
 const nodeCols = `node_id, hostname, status, mem_total_mb, mem_available_mb, disk_total_mb, disk_available_mb, load, cpus_online, time`
@@ -191,13 +233,19 @@ func (s *SQLite) InstanceHistory(ctx context.Context, id string, since time.Time
 // AddEvent implements Store.
 func (s *SQLite) AddEvent(ctx context.Context, e Event) (Event, error) {
 	e.Time = stamp(e.Time)
-	res, err := s.w.ExecContext(ctx, `INSERT INTO events (tenant_id, type, message, time) VALUES (?, ?, ?, ?)`,
-		e.TenantID, e.Type, e.Message, ns(e.Time))
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `INSERT INTO events (tenant_id, type, message, time) VALUES (?, ?, ?, ?)`,
+			e.TenantID, e.Type, e.Message, ns(e.Time))
+		if err != nil {
+			return fmt.Errorf("add event: %w", err)
+		}
+		if e.ID, err = res.LastInsertId(); err != nil {
+			return fmt.Errorf("add event: id: %w", err)
+		}
+		return nil
+	}, nil, nil)
 	if err != nil {
-		return Event{}, fmt.Errorf("add event: %w", err)
-	}
-	if e.ID, err = res.LastInsertId(); err != nil {
-		return Event{}, fmt.Errorf("add event: id: %w", err)
+		return Event{}, err
 	}
 	return e, nil
 }

@@ -102,4 +102,5 @@ type Store interface {
 const (
 	DefaultNodeHistory     = 15 * time.Minute // short node history
 	DefaultInstanceHistory = 2 * time.Hour    // enough for usage charts
+	DefaultStatsRefresh    = time.Minute      // rewrite of unchanged instance statistics
 )
