@@ -14,7 +14,7 @@ DEV_STATE ?= /var/lib/ciao-dev
 DEVCLUSTER_FLAGS ?=
 
 .PHONY: help build deps test unit check fuzz fuzz-short bench clean
-.PHONY: release-check dev-cluster dev-cluster-down dev-cluster-status acceptance acceptance-ci
+.PHONY: release release-check dev-cluster dev-cluster-down dev-cluster-status acceptance acceptance-ci
 # make test's acceptance run uses its own state directory and ports, so a
 # developer's dev cluster survives it.
 CI_STATE ?= /var/lib/ciao-acceptance
@@ -62,6 +62,10 @@ dev-cluster-down: ## remove everything make dev-cluster made, and check nothing 
 dev-cluster-status: ## the dev cluster's daemons, pids and restarts
 	$(GO) run ./_release/cmd/ciao-devcluster status -state-dir $(DEV_STATE)
 
+release: ## VERSION=x.y.z: dist/ciao-x.y.z-linux-amd64.tar.gz, release notes from git log since the last tag, SHA256SUMS
+	@test -n "$(VERSION)" || { echo "usage: make release VERSION=x.y.z"; exit 2; }
+	$(GO) run ./_release/cmd/ciao-release -version $(VERSION) -repo $(CURDIR) -out $(CURDIR)/dist
+
 acceptance: ## the acceptance suite (ciao-cli only) against the running dev cluster
 	CIAO_ACCEPTANCE=1 CIAO_DEVCLUSTER_STATE=$(DEV_STATE) $(GO) test -count=1 -v -timeout 30m ./_release/acceptance
 
@@ -90,4 +94,4 @@ bench: build ## Go benchmarks and the bench commands, one line per figure
 	$(BIN)/net-bench
 
 clean: ## remove build output
-	rm -rf $(BIN)
+	rm -rf $(BIN) dist
