@@ -1,7 +1,8 @@
 // Package api serves ciao-controller's HTTP API on the compute port
 // (default 8774): the OpenStack compute subset for servers and flavors
-// (controller.md §6.2) and Ciao's own tenants, quotas and events
-// endpoints (§6.3). Every route needs an X-Auth-Token that the configured
+// (controller.md §6.2) and Ciao's own endpoints (§6.3): tenants, quotas,
+// events, resources, the bulk server action, and (admin.go) nodes, CNCIs,
+// traces, per-workload listings and node evacuation. Every route needs an X-Auth-Token that the configured
 // Authenticator accepts; tenant routes need a token of that tenant or an
 // admin token, admin routes an admin token (§3.3, §3.4).
 //
