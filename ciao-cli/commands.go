@@ -65,7 +65,7 @@ type command struct {
 // commands is the command table; each file adds its own.
 func commands() []command {
 	cs := []command{instanceCommand(), workloadCommand(), eventCommand(), tenantCommand(), completionCommand(),
-		nodeCommand(), traceCommand(), imageCommand(), volumeCommand()}
+		nodeCommand(), traceCommand(), imageCommand(), volumeCommand(), quotasCommand()}
 	sort.Slice(cs, func(i, j int) bool { return cs[i].name < cs[j].name })
 	return cs
 }

@@ -706,6 +706,29 @@ func rest(t *testing.T, r runner, c *cluster, admin, alice []string) {
 	if err := json.Unmarshal([]byte(r.ok(alice, "tenant", "list", "-quotas", "-json")), &q); err != nil || q["instances_usage"] != 3.0 {
 		t.Errorf("quotas -json: %v %v", q, err)
 	}
+	// quotas: a limit set by the admin is enforced (403) until lifted.
+	if out := r.ok(alice, "quotas", "list"); out != "Quotas for tenant "+tid+":\n\ttenant-instances-quota: 3 of unlimited\n"+
+		"\ttenant-vcpu-quota: 6 of unlimited\n\ttenant-mem-quota: 384 of unlimited\n\ttenant-disk-quota: 240 of unlimited\n" {
+		t.Errorf("quotas list:\n%s", out)
+	}
+	r.fails(alice, 1, "HTTP 401", "quotas", "update", "-for-tenant", tid, "-name", "tenant-instances-quota", "-value", "3")
+	if out := r.ok(admin, "quotas", "update", "-for-tenant", tid, "-name", "tenant-instances-quota", "-value", "3"); out !=
+		"Updated quota tenant-instances-quota of tenant "+tid+" to 3\n" {
+		t.Errorf("quotas update: %q", out)
+	}
+	r.fails(alice, 1, "HTTP 403", "instance", "add", "-workload", clearCloud)
+	if out := r.ok(admin, "quotas", "list", "-for-tenant", tid, "-f", `{{range .}}{{if eq .Name "tenant-instances-quota"}}{{.Value}}{{end}}{{end}}`); out != "3" {
+		t.Errorf("quotas list -for-tenant -f: %q", out)
+	}
+	var nq []map[string]string
+	if err := json.Unmarshal([]byte(r.ok(admin, "quotas", "update", "-for-tenant", tid, "-name", "tenant-instances-quota", "-value", "unlimited", "-json")), &nq); err != nil || len(nq) != 4 {
+		t.Errorf("quotas update -json: %v %v", nq, err)
+	}
+	if err := json.Unmarshal([]byte(r.ok(alice, "quotas", "list", "-json")), &nq); err != nil || nq[0]["value"] != "unlimited" {
+		t.Errorf("quotas list -json: %v %v", nq, err)
+	}
+	r.fails(admin, 1, "HTTP 400", "quotas", "update", "-for-tenant", tid, "-name", "tenant-cookies-quota", "-value", "1", "-f", "{{.}}")
+
 	// The launcher samples usage every 100ms: history appears.
 	usage := r.poll(alice, func(s string) bool { return strings.HasPrefix(s, "Usage for tenant "+tid+":\n\t") }, "tenant", "list", "-resources")
 	if !regexp.MustCompile(`(?m)^\t.+: \[\d+ CPUs\] \[\d+ MB memory\] \[\d+ MB disk\]$`).MatchString(usage) {

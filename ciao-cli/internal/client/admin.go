@@ -302,3 +302,29 @@ func (c *Client) DownloadImage(ctx context.Context, id string, w io.Writer) (int
 	}
 	return n, nil
 }
+
+// NamedQuota is one named quota of a tenant; values are strings and
+// "unlimited" means no limit.
+type NamedQuota struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+	Usage string `json:"usage,omitempty"`
+}
+
+// ListQuotas returns a tenant's named quotas.
+func (c *Client) ListQuotas(ctx context.Context, tenant string) ([]NamedQuota, error) {
+	var out struct {
+		Quotas []NamedQuota `json:"quotas"`
+	}
+	_, err := c.do(ctx, http.MethodGet, "/tenants/"+url.PathEscape(tenant)+"/quotas", nil, nil, &out)
+	return out.Quotas, err
+}
+
+// UpdateQuotas sets named quotas of a tenant (admin) and returns them all.
+func (c *Client) UpdateQuotas(ctx context.Context, tenant string, qs []NamedQuota) ([]NamedQuota, error) {
+	var out struct {
+		Quotas []NamedQuota `json:"quotas"`
+	}
+	_, err := c.do(ctx, http.MethodPut, "/tenants/"+url.PathEscape(tenant)+"/quotas", nil, map[string]any{"quotas": qs}, &out)
+	return out.Quotas, err
+}

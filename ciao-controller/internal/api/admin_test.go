@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ciao-project/ciao/ciao-controller/internal/controller"
 	"github.com/ciao-project/ciao/ciao-controller/internal/datastore"
 	"github.com/ciao-project/ciao/payloads"
 	"github.com/ciao-project/ciao/ssntp"
@@ -243,4 +244,33 @@ func TestBulkAction(t *testing.T) {
 	if _, err := e.store.Instance(context.Background(), crB.Servers[0].ID); err != nil {
 		t.Errorf("tenant B's instance: %v", err)
 	}
+}
+
+// TestNamedQuotas covers GET/PUT /v2.1/tenants/{tenant}/quotas and that
+// the limits set there are enforced.
+func TestNamedQuotas(t *testing.T) {
+	e := newEnv(t)
+	base := "/v2.1/tenants/" + tenantA + "/quotas"
+	want := `{"quotas":[{"name":"tenant-instances-quota","value":"unlimited","usage":"0"},{"name":"tenant-vcpu-quota","value":"unlimited","usage":"0"},` +
+		`{"name":"tenant-mem-quota","value":"unlimited","usage":"0"},{"name":"tenant-disk-quota","value":"unlimited","usage":"0"}]}` + "\n"
+	if out := e.expect(t, "GET", base, "tokA", "", 200); out != want {
+		t.Errorf("quotas %s", out)
+	}
+	e.expect(t, "PUT", base, "tokA", `{"quotas":[{"name":"tenant-instances-quota","value":"1"}]}`, 401)
+	e.expect(t, "PUT", base, "admin", `{"quotas":[{"name":"tenant-cookies-quota","value":"1"}]}`, 400)
+	e.expect(t, "PUT", base, "admin", `{"quotas":[{"name":"tenant-instances-quota","value":"lots"}]}`, 400)
+	e.expect(t, "PUT", base, "admin", `{"quotas":[]}`, 400)
+	out := e.expect(t, "PUT", base, "admin", `{"quotas":[{"name":"tenant-instances-quota","value":"1"},{"name":"tenant-mem-quota","value":"-1"}]}`, 200)
+	if !strings.Contains(out, `{"name":"tenant-instances-quota","value":"1","usage":"0"}`) {
+		t.Errorf("after PUT: %s", out)
+	}
+	e.create(t, tenantA, "tokA", 1)
+	e.expect(t, "POST", "/v2.1/"+tenantA+"/servers", "tokA", `{"server":{"flavorRef":"`+controller.WorkloadClear+`"}}`, 403)
+	var q map[string]any
+	decodeJSON(t, e.expect(t, "GET", "/v2.1/"+tenantA+"/quotas", "tokA", "", 200), &q)
+	if q["instances_limit"] != 1.0 || q["instances_usage"] != 1.0 {
+		t.Errorf("legacy quotas %v", q)
+	}
+	e.expect(t, "PUT", base, "admin", `{"quotas":[{"name":"tenant-instances-quota","value":"unlimited"}]}`, 200)
+	e.create(t, tenantA, "tokA", 1)
 }

@@ -109,6 +109,8 @@ func New(cfg Config) (http.Handler, error) {
 	admin("/v2.1/traces", http.MethodGet, s.listTraces)
 	admin("/v2.1/traces/{label}", http.MethodGet, s.showTrace)
 	admin("/v2.1/flavors/{flavor}/servers/detail", http.MethodGet, s.flavorServers)
+	tenant("/v2.1/tenants/{tenant}/quotas", http.MethodGet, s.listQuotas) // quotas.go
+	admin("/v2.1/tenants/{tenant}/quotas", http.MethodPut, s.updateQuotas)
 
 	tenant("/v2.1/{tenant}/servers", http.MethodPost, s.createServers)
 	tenant("/v2.1/{tenant}/servers/detail", http.MethodGet, s.listServers)

@@ -299,6 +299,10 @@ func TestAuthzMatrix(t *testing.T) {
 			memberA: unauth, memberB: unauth, admin: ok},
 		{method: "POST", template: "/v2.1/nodes/{node}/evacuate", path: fixed("/v2.1/nodes/" + f.tenant["A"] + "/evacuate"),
 			memberA: unauth, memberB: unauth, admin: notFound}, // no such node: nothing is evacuated
+		{method: "GET", template: "/v2.1/tenants/{tenant}/quotas", path: fixed("/v2.1/tenants/{tenant}/quotas"),
+			memberA: ok, memberB: unauth, admin: ok, bOwn: ok, leak: true},
+		{method: "PUT", template: "/v2.1/tenants/{tenant}/quotas", body: `{"quotas":[{"name":"tenant-vcpu-quota","value":"unlimited"}]}`,
+			path: fixed("/v2.1/tenants/{tenant}/quotas"), memberA: unauth, memberB: unauth, admin: ok, bOwn: unauth},
 		{method: "GET", template: "/v2.1/cncis", path: fixed("/v2.1/cncis"), memberA: unauth, memberB: unauth, admin: ok},
 		{method: "GET", template: "/v2.1/cncis/{cnci}/detail", path: fixed("/v2.1/cncis/" + f.serverA + "/detail"),
 			memberA: unauth, memberB: unauth, admin: notFound},
