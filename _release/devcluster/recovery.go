@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -133,4 +134,27 @@ func connectedSince(path string, t time.Time) bool {
 		return !ts.Before(t.Truncate(time.Microsecond))
 	}
 	return false
+}
+
+// RestoreNode takes one of the dev cluster's launchers out of maintenance
+// after an evacuation: it removes the launcher's maintenance file and
+// restarts it (SIGTERM; the supervisor or systemd starts it again), which
+// is what the launcher's -restore does. It stands in for `ciao-cli node
+// restore`, which does not exist yet.
+func (c Config) RestoreNode(ctx context.Context, kind string) error {
+	if err := os.Remove(filepath.Join(c.LauncherDir(kind), "maintenance")); err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	name := "launcher-" + kind
+	pid, err := c.DaemonPID(ctx, name)
+	if err != nil || pid == 0 {
+		return fmt.Errorf("%s is not running (pid %d): %v", name, pid, err)
+	}
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+		return err
+	}
+	return poll(ctx, time.Minute, func() (bool, error) {
+		p, _ := c.DaemonPID(ctx, name)
+		return p != 0 && p != pid && processAlive(p), nil
+	})
 }
