@@ -62,6 +62,7 @@ type config struct {
 	TokensFile      string         // static tokens
 	Identity        identityConfig // built-in identity (identity.go)
 	ShutdownTimeout time.Duration
+	ResendPending   time.Duration                                // controller.Config.ResendPendingAfter
 	MetricsAddr     string                                       // Prometheus /metrics listener ("" = off)
 	Pprof           bool                                         // also serve /debug/pprof/ on MetricsAddr
 	tokens          api.StaticTokens                             // set instead of TokensFile by tests
@@ -73,7 +74,7 @@ type config struct {
 
 func newConfig() config {
 	return config{Server: "localhost", Port: ssntp.DefaultPort, ComputePort: DefaultComputePort,
-		Database: DefaultDatabase, ShutdownTimeout: DefaultShutdownTimeout,
+		Database: DefaultDatabase, ShutdownTimeout: DefaultShutdownTimeout, ResendPending: controller.DefaultResendPendingAfter,
 		Identity: identityConfig{TokenTTL: identity.DefaultTokenTTL, Role: "member", RemoteUser: "csr", RemoteProject: "service"}}
 }
 
@@ -94,6 +95,8 @@ func (c config) Validate() error {
 		return errors.New("-httpscert and -httpskey are required")
 	case c.Database == "":
 		return errors.New("-database is required")
+	case c.ResendPending < 0:
+		return errors.New("-resend-pending-after must be >= 0")
 	case c.Pprof && c.MetricsAddr == "":
 		return errors.New("-pprof is served on -metrics-addr: set one")
 	case c.ComputePort < 0 || c.ComputePort > 65535:
@@ -118,6 +121,7 @@ func parseFlags(fs *flag.FlagSet, args []string) (config, error) {
 	fs.BoolVar(&c.Network, "network", false, "tenant networking with one CNCI per tenant (not implemented yet)")
 	fs.StringVar(&c.TokensFile, "tokens", "", "static token file: lines 'token project-id project-name role[,role...]'")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long in-flight API requests may take at shutdown")
+	fs.DurationVar(&c.ResendPending, "resend-pending-after", c.ResendPending, "after a restart, send START again for instances still pending and reported by no node this long after start (0: never); keep it above the launchers' STATS period")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics, e.g. :9103 (default: off)")
 	fs.BoolVar(&c.Pprof, "pprof", false, "also serve the Go profiler at /debug/pprof/ on -metrics-addr")
 	registerImageFlags(fs, &c)
@@ -202,6 +206,8 @@ func run(ctx context.Context, cfg config) (err error) {
 	}
 	ccfg := controller.NewConfig(store, sc)
 	ccfg.Network = cfg.Network
+	ccfg.ResendPendingAfter = cfg.ResendPending
+	ccfg.Metrics = met
 	ctl, err := controller.New(ctx, ccfg)
 	if err != nil {
 		return err

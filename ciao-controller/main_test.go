@@ -27,6 +27,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if args := os.Getenv(childEnv); args != "" {
+		os.Exit(childMain(args))
+	}
 	code := m.Run()
 	if code == 0 {
 		if err := goleak.Find(goleak.IgnoreTopFunction("github.com/golang/glog.(*fileSink).flushDaemon")); err != nil {

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/ciao-project/ciao/ciao-controller/internal/datastore"
+	"github.com/ciao-project/ciao/ciao-controller/internal/metrics"
 	"github.com/ciao-project/ciao/ssntp"
 	"github.com/golang/glog"
 )
@@ -45,6 +46,10 @@ var (
 // DefaultMaxLaunch bounds the instances one Launch may ask for.
 const DefaultMaxLaunch = 100
 
+// DefaultResendPendingAfter is Config.ResendPendingAfter's default: five
+// 2016 launcher STATS periods.
+const DefaultResendPendingAfter = 30 * time.Second
+
 // Config configures a Controller. Build it with NewConfig.
 type Config struct {
 	// SSNTP is the client configuration (certificates, scheduler host and
@@ -59,12 +64,24 @@ type Config struct {
 	MaxLaunch int
 	// OpTimeout bounds the datastore work done for one received frame.
 	OpTimeout time.Duration
+	// ResendPendingAfter: this long after New, instances created by an
+	// earlier process that are still pending and reported by no node get
+	// their START sent again. A 202 means the instance is stored and its
+	// START handed to the SSNTP client, but a controller killed right
+	// then may not have written that START to the scheduler yet; this
+	// sends it. Choose it above the launchers' STATS period, so an
+	// instance that did reach a node is reported (and not started twice)
+	// first. 0 turns it off.
+	ResendPendingAfter time.Duration
+	// Metrics, if set, counts launches and received frames.
+	Metrics *metrics.Metrics
 }
 
 // NewConfig returns a Config with the defaults.
 func NewConfig(store datastore.Store, sc ssntp.Config) Config {
 	sc.Role = ssntp.Controller
-	return Config{SSNTP: sc, Store: store, MaxLaunch: DefaultMaxLaunch, OpTimeout: 10 * time.Second}
+	return Config{SSNTP: sc, Store: store, MaxLaunch: DefaultMaxLaunch, OpTimeout: 10 * time.Second,
+		ResendPendingAfter: DefaultResendPendingAfter}
 }
 
 // Validate checks the configuration.
@@ -78,6 +95,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("controller config: max launch %d < 1", c.MaxLaunch)
 	case c.OpTimeout <= 0:
 		return errors.New("controller config: op timeout must be > 0")
+	case c.ResendPendingAfter < 0:
+		return errors.New("controller config: resend-pending delay must be >= 0")
 	}
 	return nil
 }
@@ -94,9 +113,11 @@ type Controller struct {
 	inbox []received    // guarded by mu: frames waiting for the worker
 	wake  chan struct{} // capacity 1: the inbox is not empty
 
-	stop   chan struct{} // closed by Close: the worker exits
-	done   chan struct{} // closed when the worker has exited
-	closed sync.Once
+	stop    chan struct{} // closed by Close: the worker exits
+	done    chan struct{} // closed when the worker has exited
+	closed  sync.Once
+	bg      sync.WaitGroup // background jobs (resendPending), stopped by stop
+	started time.Time      // when New ran
 }
 
 // received is one notification copied off the reading goroutine.
@@ -115,11 +136,12 @@ func New(ctx context.Context, cfg Config) (*Controller, error) {
 		return nil, err
 	}
 	c := &Controller{
-		cfg:   cfg,
-		store: cfg.Store,
-		wake:  make(chan struct{}, 1),
-		stop:  make(chan struct{}),
-		done:  make(chan struct{}),
+		cfg:     cfg,
+		store:   cfg.Store,
+		wake:    make(chan struct{}, 1),
+		stop:    make(chan struct{}),
+		done:    make(chan struct{}),
+		started: time.Now(),
 	}
 	go c.work()
 	cl, err := ssntp.Dial(ctx, cfg.SSNTP, (*notifier)(c))
@@ -130,6 +152,10 @@ func New(ctx context.Context, cfg Config) (*Controller, error) {
 	}
 	c.client = cl
 	glog.Infof("controller %s connected to scheduler %s", cl.UUID(), cl.ServerUUID())
+	if cfg.ResendPendingAfter > 0 {
+		c.bg.Add(1)
+		go c.resendPending()
+	}
 	return c, nil
 }
 
@@ -141,7 +167,8 @@ func (c *Controller) Store() datastore.Store { return c.store }
 
 // Close stops the controller, in this order: the SSNTP client (no more
 // notifications; frames already sent get up to a second to leave), then
-// the worker, which finishes the frame in hand and drops the rest of the
+// the pending-START resend if it has not run, then the worker, which
+// finishes the frame in hand and drops the rest of the
 // queue (logged). It does not close the datastore, which the caller owns
 // and must close afterwards. Calling Close twice is fine.
 func (c *Controller) Close() error {
@@ -149,6 +176,7 @@ func (c *Controller) Close() error {
 	c.closed.Do(func() {
 		err = c.client.Close()
 		close(c.stop)
+		c.bg.Wait()
 		<-c.done
 		c.mu.Lock()
 		if n := len(c.inbox); n > 0 {
@@ -213,11 +241,14 @@ func (n *notifier) StatusNotify(s ssntp.Status, f *ssntp.Frame) {
 	glog.V(2).Infof("ignoring status %s from %s", s, f.Origin)
 }
 func (n *notifier) CommandNotify(cmd ssntp.Command, f *ssntp.Frame) {
+	n.cfg.Metrics.Frame("command", cmd.String())
 	(*Controller)(n).enqueue(ssntp.COMMAND, uint8(cmd), f)
 }
 func (n *notifier) EventNotify(ev ssntp.Event, f *ssntp.Frame) {
+	n.cfg.Metrics.Frame("event", ev.String())
 	(*Controller)(n).enqueue(ssntp.EVENT, uint8(ev), f)
 }
 func (n *notifier) ErrorNotify(e ssntp.Error, f *ssntp.Frame) {
+	n.cfg.Metrics.Frame("error", e.String())
 	(*Controller)(n).enqueue(ssntp.ERROR, uint8(e), f)
 }

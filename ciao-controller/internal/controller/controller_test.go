@@ -373,3 +373,54 @@ func TestConfigValidate(t *testing.T) {
 		t.Error("networking accepted before it exists")
 	}
 }
+
+// TestResendPending: instances an earlier controller left pending (its
+// START may never have left) get their START again once, ResendPendingAfter
+// after start; instances a node reported, or created by this controller,
+// do not.
+func TestResendPending(t *testing.T) {
+	fs := testutil.NewFakeServer(t)
+	store := datastore.NewMemory()
+	t.Cleanup(func() { store.Close() })
+	ctx := context.Background()
+	if err := SeedWorkloads(ctx, store); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := store.EnsureTenant(ctx, datastore.Tenant{ID: tenantA, CNCIMAC: "02:11:22:33:44:55"}); err != nil {
+		t.Fatal(err)
+	}
+	old, err := store.CreateInstances(ctx, []datastore.InstanceRequest{
+		{ID: "10000000-0000-4000-8000-000000000001", TenantID: tenantA, WorkloadID: WorkloadClear},
+		{ID: "10000000-0000-4000-8000-000000000002", TenantID: tenantA, WorkloadID: WorkloadClear},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.UpdateInstances(ctx, []datastore.InstanceUpdate{{ID: old[1].ID, State: datastore.StateActive, NodeID: "n"}}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Millisecond) // CreatedAt strictly before the controller's start
+	sc := testutil.TestCerts(t).Config(t, ssntp.Controller)
+	sc.Port = fs.Port()
+	cfg := NewConfig(store, sc)
+	cfg.ResendPendingAfter = 300 * time.Millisecond
+	ctl, err := New(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ctl.Close() })
+	fs.NextConnect(t)
+	testutil.NewFakeAgent(t, fs.Port(), ssntp.AGENT)
+	fs.NextConnect(t)
+	fresh, err := ctl.Launch(ctx, tenantA, WorkloadClear, 1, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := fs.NextStart(t); s.InstanceUUID != fresh[0].ID {
+		t.Fatalf("first START for %s, want the new instance %s", s.InstanceUUID, fresh[0].ID)
+	}
+	if s := fs.NextStart(t); s.InstanceUUID != old[0].ID || s.Networking.PrivateIP != old[0].IP {
+		t.Fatalf("re-sent START %+v, want %s at %s", s, old[0].ID, old[0].IP)
+	}
+	fs.Nothing(t, ssntp.COMMAND, uint8(ssntp.START), 500*time.Millisecond)
+}

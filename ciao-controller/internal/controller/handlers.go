@@ -117,6 +117,7 @@ func (c *Controller) handleStats(ctx context.Context, r received) error {
 	if err := c.store.RecordStats(ctx, rep); err != nil {
 		return fmt.Errorf("record STATS of %s: %w", node, err)
 	}
+	c.cfg.Metrics.StatsInstances(len(s.Instances))
 	glog.V(2).Infof("STATS from %s: %d instances", node, len(s.Instances))
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ciao-project/ciao/ciao-controller/internal/datastore"
+	"github.com/ciao-project/ciao/ciao-controller/internal/metrics"
 	"github.com/ciao-project/ciao/payloads"
 	"github.com/ciao-project/ciao/ssntp"
 	"github.com/ciao-project/ciao/uuid"
@@ -51,6 +52,7 @@ func (c *Controller) Launch(ctx context.Context, tenantID, workloadID string, n 
 	began := time.Now()
 	ins, err := c.store.CreateInstances(ctx, reqs)
 	if err != nil {
+		c.cfg.Metrics.Launches(metrics.LaunchRefused, n)
 		c.event(ctx, tenantID, datastore.EventError, fmt.Sprintf("Launch of %d %q refused: %v", n, w.Description, err))
 		return nil, fmt.Errorf("launch: %w", err)
 	}
@@ -67,6 +69,8 @@ func (c *Controller) Launch(ctx context.Context, tenantID, workloadID string, n 
 		}
 		sent = append(sent, in)
 	}
+	c.cfg.Metrics.Launches(metrics.LaunchStarted, len(sent))
+	c.cfg.Metrics.Launches(metrics.LaunchUnsent, len(ins)-len(sent))
 	glog.Infof("tenant %s: launched %d/%d instances of %s", tenantID, len(sent), n, workloadID)
 	return sent, sendErr
 }
@@ -233,5 +237,56 @@ func (c *Controller) route(ctx context.Context, in datastore.Instance, cmd ssntp
 func (c *Controller) event(ctx context.Context, tenantID, typ, msg string) {
 	if _, err := c.store.AddEvent(context.WithoutCancel(ctx), datastore.Event{TenantID: tenantID, Type: typ, Message: msg}); err != nil && !errors.Is(err, context.Canceled) {
 		glog.Errorf("event log: %v (event: %s)", err, msg)
+	}
+}
+
+// resendPending runs once, cfg.ResendPendingAfter after New: every
+// instance created before New that is still pending and unassigned gets
+// its START again (see Config.ResendPendingAfter). It returns early when
+// the controller closes.
+func (c *Controller) resendPending() {
+	defer c.bg.Done()
+	t := time.NewTimer(c.cfg.ResendPendingAfter)
+	defer t.Stop()
+	select {
+	case <-c.stop:
+		return
+	case <-t.C:
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.OpTimeout)
+	defer cancel()
+	p, err := c.store.Instances(ctx, datastore.InstanceQuery{})
+	if err != nil {
+		glog.Errorf("resending pending STARTs: %v", err)
+		return
+	}
+	workloads := map[string]datastore.Workload{}
+	n := 0
+	for _, in := range p.Instances {
+		if in.State != datastore.StatePending || in.NodeID != "" || !in.CreatedAt.Before(c.started) {
+			continue
+		}
+		select {
+		case <-c.stop:
+			return
+		default:
+		}
+		w, ok := workloads[in.WorkloadID]
+		if !ok {
+			if w, err = c.store.Workload(ctx, in.WorkloadID); err != nil {
+				glog.Errorf("resending START of %s: %v", in.ID, err)
+				continue
+			}
+			workloads[in.WorkloadID] = w
+		}
+		if err := c.sendStart(w, in, "", time.Now()); err != nil {
+			glog.Errorf("resending START of %s: %v", in.ID, err)
+			continue
+		}
+		n++
+		c.event(ctx, in.TenantID, datastore.EventWarn, fmt.Sprintf("Start re-sent for %s: still pending, reported by no node, after a controller restart", in.ID))
+	}
+	if n > 0 {
+		glog.Warningf("re-sent START for %d instances left pending by the previous controller", n)
 	}
 }
