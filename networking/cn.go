@@ -253,6 +253,11 @@ func (cn *ComputeNode) CreateVnic(ctx context.Context, c VnicConfig) (*Vnic, *Tu
 		return nil, nil, ErrClosed
 	}
 
+	if v, ok := cn.vnics[vAlias]; ok && !cn.linkExists(v.link) {
+		// Gone behind our back: a container's veth dies with its
+		// namespace when the container stops. Make it again.
+		cn.forgetVnic(vAlias, v)
+	}
 	if v, ok := cn.vnics[vAlias]; ok {
 		if v.id != "" && v.id != c.VnicID {
 			return nil, nil, fmt.Errorf("%w: address %v of subnet %s is VNIC %s's", ErrDuplicateVnic, c.VnicIP, c.SubnetID, v.id)
@@ -296,6 +301,25 @@ func (cn *ComputeNode) CreateVnic(ctx context.Context, c VnicConfig) (*Vnic, *Tu
 	out := cn.describe(&c, v, vAlias)
 	out.PeerName = peer
 	return out, ev, nil
+}
+
+// linkExists says whether a link is still there under its name.
+func (cn *ComputeNode) linkExists(li linkInfo) bool {
+	l, err := cn.space.h.LinkByIndex(li.index)
+	return err == nil && l.Attrs().Name == li.name
+}
+
+// forgetVnic drops a VNIC from the maps (not from its bridge's kernel
+// state: the caller deals with the link).
+func (cn *ComputeNode) forgetVnic(alias string, v *cnVnic) {
+	delete(cn.vnics, alias)
+	delete(cn.names, v.link.name)
+	if v.id != "" {
+		delete(cn.ids, v.id)
+	}
+	if b := cn.bridges[v.bridge]; b != nil {
+		delete(b.vnics, alias)
+	}
 }
 
 func (cn *ComputeNode) describe(c *VnicConfig, v *cnVnic, alias string) *Vnic {

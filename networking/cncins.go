@@ -154,3 +154,51 @@ func DestroyCnciNamespace(name string) error {
 	}
 	return nil
 }
+
+// AttachContainer moves a container VNIC's peer (in node's namespace) into
+// the container's network namespace nsPath (e.g. /proc/<pid>/ns/net) as
+// eth0 with address addr, up, with a default route through gw: what the
+// 2016 Docker plugin had dockerd do. It is idempotent: a peer already moved
+// (eth0 with addr present) is fine.
+func AttachContainer(node Config, peer, nsPath string, addr net.IPNet, gw net.IP) error {
+	s, err := openSpace(node.Netns)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	target, err := netns.GetFromPath(nsPath)
+	if err != nil {
+		return fmt.Errorf("container namespace %s: %w", nsPath, err)
+	}
+	defer target.Close()
+	h, err := netlink.NewHandleAt(target)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	l, err := s.h.LinkByName(peer)
+	if err != nil {
+		if e, err2 := h.LinkByName("eth0"); err2 == nil {
+			if as, _ := h.AddrList(e, netlink.FAMILY_V4); len(as) > 0 && as[0].IP.Equal(addr.IP) {
+				return nil
+			}
+		}
+		return fmt.Errorf("container VNIC %s: %w", peer, err)
+	}
+	if err := s.h.LinkSetNsFd(l, int(target)); err != nil {
+		return fmt.Errorf("moving %s into %s: %w", peer, nsPath, err)
+	}
+	if l, err = h.LinkByName(peer); err != nil {
+		return err
+	}
+	a := addr
+	a.IP = a.IP.To4()
+	steps := []error{h.LinkSetName(l, "eth0"), h.AddrAdd(l, &netlink.Addr{IPNet: &a}), h.LinkSetUp(l)}
+	if gw != nil {
+		steps = append(steps, h.RouteReplace(&netlink.Route{LinkIndex: l.Attrs().Index, Gw: gw.To4()}))
+	}
+	if err := errors.Join(steps...); err != nil {
+		return fmt.Errorf("configuring eth0 in %s: %w", nsPath, err)
+	}
+	return nil
+}

@@ -17,6 +17,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"sort"
 	"time"
 
@@ -65,10 +66,17 @@ type Spec struct {
 	// Vnic is the instance's tenant VNIC on this node, if it has one: a
 	// tap for VMs (attached with VnicMAC as the guest MAC), the host end
 	// of a veth for others.
-	Vnic     string
-	VnicMAC  string
-	UserData []byte // cloud-init user data from the START
-	MetaData []byte // instance metadata from the START
+	Vnic    string
+	VnicMAC string
+	// For a container VNIC: the veth end to move into the container
+	// (VnicPeer, in the node's network namespace VnicNetns, "" = the
+	// launcher's), its address with the subnet's mask and the gateway.
+	VnicPeer    string
+	VnicNetns   string
+	VnicAddr    net.IPNet
+	VnicGateway net.IP
+	UserData    []byte // cloud-init user data from the START
+	MetaData    []byte // instance metadata from the START
 }
 
 // Handle is what a driver needs to find an instance again, also after a

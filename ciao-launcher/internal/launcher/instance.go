@@ -10,6 +10,7 @@ import (
 	"github.com/golang/glog"
 
 	"github.com/ciao-project/ciao/ciao-launcher/internal/driver"
+	"github.com/ciao-project/ciao/networking"
 	"github.com/ciao-project/ciao/payloads"
 	"github.com/ciao-project/ciao/ssntp"
 )
@@ -62,8 +63,9 @@ type instance struct {
 	st  *instanceState
 	req *startRequest
 	box *mailbox[instCmd]
-	// vnic is the instance's tenant VNIC ("" = none), kept in the spec.
-	vnic string
+	// vnic is the instance's tenant VNIC (nil = none), for the spec.
+	vnic   *networking.Vnic
+	vnicIP net.IPNet
 
 	running   bool
 	lastCPU   time.Duration // CPU time at lastCPUAt; negative: no baseline
@@ -285,12 +287,13 @@ func (in *instance) do(ctx context.Context, c instCmd) bool {
 // networking: the existing one after a restart, or a new one (with
 // TenantAdded if its subnet's tunnel is new on the node).
 func (in *instance) attachVnic(ctx context.Context) (payloads.StartFailureReason, error) {
-	v, _, r, err := in.l.createVnic(ctx, in.req, in.st.Kind)
+	v, vc, r, err := in.l.createVnic(ctx, in.req, in.st.Kind)
 	if err != nil {
 		return r, err
 	}
-	if v != nil {
-		in.vnic = v.Name
+	in.vnic = v
+	if vc != nil {
+		in.vnicIP = net.IPNet{IP: vc.VnicIP, Mask: vc.Subnet.Mask}
 	}
 	return "", nil
 }
@@ -298,7 +301,10 @@ func (in *instance) attachVnic(ctx context.Context) (payloads.StartFailureReason
 // spec is the driver spec of the instance, with its VNIC.
 func (in *instance) spec() driver.Spec {
 	s := in.req.spec(in.dir, in.l.cfg.Network)
-	s.Vnic = in.vnic
+	if in.vnic != nil {
+		s.Vnic, s.VnicPeer, s.VnicGateway = in.vnic.Name, in.vnic.PeerName, in.vnic.Gateway
+		s.VnicNetns, s.VnicAddr = in.l.cfg.NetNS, in.vnicIP
+	}
 	return s
 }
 

@@ -69,7 +69,8 @@ func containerConfig(spec driver.Spec, root string, hostCPUs int) (containerSpec
 	if spec.MemMB > 0 {
 		host.Memory = int64(spec.MemMB) << 20
 	}
-	if !spec.Network {
+	if !spec.Network || spec.VnicPeer != "" {
+		// A tenant VNIC is moved in once the container runs.
 		host.NetworkMode = "none"
 	}
 	return containerSpec{Name: ContainerName(spec.InstanceUUID), Config: cfg, Host: host}, nil

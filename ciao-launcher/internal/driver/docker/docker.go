@@ -30,6 +30,7 @@ import (
 	"github.com/golang/glog"
 
 	"github.com/ciao-project/ciao/ciao-launcher/internal/driver"
+	"github.com/ciao-project/ciao/networking"
 )
 
 // Config tunes the driver. Zero values take the defaults of DefaultConfig.
@@ -140,6 +141,10 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (driver.Handle, er
 		// over.
 		d.remove(context.WithoutCancel(ctx), id)
 		return driver.Handle{}, fmt.Errorf("%w: starting container %s of %s: %v", driver.ErrLaunch, shortID(id), spec.InstanceUUID, err)
+	}
+	if err := d.attachVnic(ctx, id, spec); err != nil {
+		d.remove(context.WithoutCancel(ctx), id)
+		return driver.Handle{}, fmt.Errorf("%w: tenant VNIC of %s: %v", driver.ErrLaunch, spec.InstanceUUID, err)
 	}
 	data, _ := json.Marshal(handleData{UUID: spec.InstanceUUID})
 	glog.Infof("docker: %s started container %s (%s, cmd %q)", spec.InstanceUUID, shortID(id), spec.Image, cs.Config.Cmd)
@@ -421,4 +426,25 @@ func shortID(id string) string {
 		return id[:12]
 	}
 	return id
+}
+
+// attachVnic moves the instance's tenant VNIC into the running container
+// as eth0 with its address and the subnet's gateway (the work the 2016
+// Docker network plugin had dockerd do).
+func (d *Driver) attachVnic(ctx context.Context, id string, spec driver.Spec) error {
+	if spec.VnicPeer == "" {
+		return nil
+	}
+	ictx, cancel := context.WithTimeout(ctx, d.cfg.APITimeout)
+	defer cancel()
+	info, err := d.cli.ContainerInspect(ictx, id)
+	if err != nil {
+		return err
+	}
+	if info.State == nil || info.State.Pid <= 0 {
+		return fmt.Errorf("container %s has no process", shortID(id))
+	}
+	node := networking.DefaultConfig()
+	node.Netns = spec.VnicNetns
+	return networking.AttachContainer(node, spec.VnicPeer, fmt.Sprintf("/proc/%d/ns/net", info.State.Pid), spec.VnicAddr, spec.VnicGateway)
 }
