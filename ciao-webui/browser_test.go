@@ -279,7 +279,9 @@ func TestBrowser(t *testing.T) {
 	}
 	p.shot("over-quota")
 	p.do("quotas page", chromedp.Navigate(c.webURL+"/#/quotas"),
-		waitJS(`document.querySelector("[data-quota=Instances]") && document.querySelector("[data-quota=Instances]").textContent.includes("2 of 3")`))
+		waitJS(`document.querySelector("[data-quota=Instances]") && document.querySelector("[data-quota=Instances]").textContent.includes("2 of 3")`),
+		// The controller's usage history of the project, one point a minute.
+		waitJS(`document.querySelector("#chart-project-mem-summary").textContent.startsWith("Latest")`))
 	p.shot("quotas")
 
 	// Admin pages.

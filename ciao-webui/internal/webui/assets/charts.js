@@ -24,8 +24,9 @@ export function record(h, values) {
 
 // TimeChart is one figure: title, series [{label, unit}], a history.
 export class TimeChart {
-  constructor(parent, { id, title, series, yRange }) {
+  constructor(parent, { id, title, series, yRange, windowSec }) {
     this.series = series;
+    this.windowSec = windowSec || 60;
     this.summary = el("p", { class: "chart-summary", id: id + "-summary", "aria-live": "off" }, "No samples yet.");
     this.box = el("div", { class: "chart", role: "img", "aria-label": title + " over time", "aria-describedby": id + "-summary" });
     this.fig = el("figure", { id }, el("figcaption", {}, title), this.box, this.summary);
@@ -52,9 +53,10 @@ export class TimeChart {
     this.plot.setData([h.t.slice(), ...h.v.map((a) => a.slice())]);
     if (h.t.length === 0) return;
     const last = h.t.length - 1;
-    // At least a one-minute window, so a few samples do not stretch the
-    // time axis over years.
-    this.plot.setScale("x", { min: Math.min(h.t[0], h.t[last] - 60), max: h.t[last] });
+    // At least the chart's window (a minute by default), so a few samples
+    // do not stretch the time axis over years.
+    const now = Math.max(h.t[last], this.windowSec > 60 ? Date.now() / 1000 : 0);
+    this.plot.setScale("x", { min: Math.min(h.t[0], now - this.windowSec), max: now });
     const parts = this.series.map((s, i) => `${s.label}: ${h.v[i][last]}${s.unit || ""}`);
     this.summary.textContent = `Latest (${new Date(h.t[last] * 1000).toLocaleTimeString()}): ${parts.join(", ")}; ${h.t.length} samples.`;
   }

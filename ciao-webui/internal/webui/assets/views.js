@@ -1,6 +1,6 @@
 // views.js: the tenant's pages: instances (live list, launch, actions),
 // one instance (facts, usage charts, events), quotas, events.
-import { api, tenant, el, poller, POLL_MS, showError, statusWord, fmtTime, state } from "./core.js";
+import { api, tenant, el, poller, POLL_MS, showError, statusWord, fmtTime, state, SessionExpired } from "./core.js";
 import { TimeChart, history, record } from "./charts.js";
 
 const PAGE_SIZES = [50, 100, 500, 1000];
@@ -260,12 +260,35 @@ export function instance(main, id) {
   return () => { p.stop(); cpu.destroy(); mem.destroy(); };
 }
 
-// quotas is #/quotas: limits and usage of the project.
+// quotas is #/quotas: limits and usage of the project, and its usage
+// over the last hour from the controller's history (one point a minute).
 export function quotas(main) {
   const live = liveLine();
   const box = el("div", { class: "quota", id: "quotas" });
-  main.replaceChildren(el("h1", {}, "Quotas and usage"), live, box);
+  const charts = el("div", { class: "charts" });
+  const histMsg = el("p", { class: "msg", id: "usage-msg", role: "status" });
+  main.replaceChildren(el("h1", {}, "Quotas and usage"), live, box, el("h2", {}, "Usage over the last hour"), histMsg, charts);
+  const cpu = new TimeChart(charts, { id: "chart-project-cpu", title: "CPU usage of the project's instances", series: [{ label: "CPU", unit: "%" }], windowSec: 3600 });
+  const mem = new TimeChart(charts, { id: "chart-project-mem", title: "Memory of the project's instances", series: [{ label: "Memory", unit: " MB" }], windowSec: 3600 });
+  const usage = async () => {
+    const end = new Date(Date.now() + 60000), start = new Date(Date.now() - 3600000);
+    try {
+      const r = await api("GET", `${tenant()}/resources?start_date=${encodeURIComponent(start.toISOString())}&end_date=${encodeURIComponent(end.toISOString())}`,
+        undefined, "Loading the usage history");
+      const u = r.usage || [];
+      const t = u.map((x) => Date.parse(x.timestamp) / 1000);
+      cpu.show({ t, v: [u.map((x) => x.cpus_usage)] });
+      mem.show({ t, v: [u.map((x) => x.ram_usage)] });
+      histMsg.className = "msg info";
+      histMsg.textContent = u.length ? "" : "No usage reported in the last hour.";
+    } catch (e) {
+      if (e instanceof SessionExpired) throw e;
+      histMsg.className = "msg";
+      histMsg.textContent = e.words ? e.words() : e.message;
+    }
+  };
   const p = poller(async () => {
+    await usage();
     const q = await api("GET", tenant() + "/quotas", undefined, "Loading quotas");
     const item = (label, used, limit, unit) => el("div", { "data-quota": label },
       el("div", {}, label),
@@ -275,7 +298,7 @@ export function quotas(main) {
       item("Memory", q.ram_usage, q.ram_limit, " MB"), item("Disk", q.disk_usage, q.disk_limit, " MB"));
     setLive(live);
   }, POLL_MS * 5, (e) => setLive(live, e));
-  return () => p.stop();
+  return () => { p.stop(); cpu.destroy(); mem.destroy(); };
 }
 
 // eventsTable renders events rows.
