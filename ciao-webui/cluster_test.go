@@ -22,6 +22,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -42,6 +43,10 @@ type cluster struct {
 	ctlCA     string // PEM trusted for the controller's HTTPS
 	client    *http.Client
 	adminPass string
+	bin       string
+	ctlArgs   []string  // the controller's command line
+	ctl       *exec.Cmd // the running controller
+	ctlRuns   int
 }
 
 const (
@@ -182,7 +187,8 @@ func startCluster(tb testing.TB, launchers int, ctlArgs ...string) *cluster {
 	args := append([]string{"-cacert", ca, "-cert", ctlCert, "-server", "127.0.0.1", "-port", sp,
 		"-httpscert", httpsCert, "-httpskey", httpsKey, "-compute-host", "127.0.0.1", "-compute-port", ctlPort,
 		"-database", c.db, "-logtostderr"}, ctlArgs...)
-	testutil.StartCommand(tb, dir, "controller", filepath.Join(bin, "ciao-controller"), args...)
+	c.bin, c.ctlArgs = bin, args
+	c.ctl = testutil.StartCommand(tb, dir, "controller", filepath.Join(bin, "ciao-controller"), args...)
 	waitListen(tb, "127.0.0.1:"+ctlPort)
 	c.ctlURL = "https://127.0.0.1:" + ctlPort
 	for i := 0; i < launchers; i++ {
@@ -254,9 +260,20 @@ func (c *cluster) revoke(tb testing.TB, tok string) {
 }
 
 // setInstanceLimit sets a tenant's instance limit in the controller's
-// database: the controller has no API for limits, and it reads them from
-// the database on every create.
+// database while the controller is stopped, then starts it again: the
+// controller has no API for limits, and it loads them (into memory) when
+// it starts.
 func (c *cluster) setInstanceLimit(tb testing.TB, tenantID string, n int) {
+	tb.Helper()
+	_ = c.ctl.Process.Signal(syscall.SIGTERM)
+	_ = c.ctl.Wait()
+	c.writeLimit(tb, tenantID, n)
+	c.ctlRuns++
+	c.ctl = testutil.StartCommand(tb, c.dir, fmt.Sprintf("controller-%d", c.ctlRuns+1), filepath.Join(c.bin, "ciao-controller"), c.ctlArgs...)
+	waitListen(tb, strings.TrimPrefix(c.ctlURL, "https://"))
+}
+
+func (c *cluster) writeLimit(tb testing.TB, tenantID string, n int) {
 	tb.Helper()
 	db, err := sql.Open("sqlite3", "file:"+c.db+"?_busy_timeout=10000")
 	if err != nil {
