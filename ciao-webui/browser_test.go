@@ -266,9 +266,23 @@ func TestBrowser(t *testing.T) {
 	}
 	p.shot("api-error")
 
+	// The admin sets the project's instance quota to three, after a value
+	// that is no number is refused.
+	p.do("quota editor", chromedp.Navigate(c.webURL+"/#/admin/tenants/"+adminProject),
+		chromedp.WaitVisible(chromedp.CSS(`#quota-form input[name="tenant-instances-quota"]`)),
+		chromedp.SetValue(chromedp.CSS(`#quota-form input[name="tenant-instances-quota"]`), "lots"),
+		chromedp.Click(chromedp.CSS("#quota-save")),
+		waitJS(`document.querySelector("#quota-msg").textContent.includes("is not a whole number")`))
+	p.shot("quota-bad-value")
+	p.do("set the quota", chromedp.SetValue(chromedp.CSS(`#quota-form input[name="tenant-instances-quota"]`), "3"),
+		chromedp.Click(chromedp.CSS("#quota-save")),
+		waitJS(`document.querySelector("#quota-msg").textContent === "Quotas saved."`))
+	p.shot("quota-set")
+
 	// Over quota: two instances exist, the limit is three, three more are
 	// asked for.
-	c.setInstanceLimit(t, adminProject, 3)
+	p.do("back to the list", chromedp.Navigate(c.webURL+"/#/instances"),
+		waitJS(`document.querySelector("#launch-workload").options.length > 1`))
 	p.do("launch over quota",
 		js(`(() => { const s = document.querySelector("#launch-workload"); s.value = s.options[1].value; })()`),
 		chromedp.SetValue(chromedp.CSS("#launch-count"), "3"),

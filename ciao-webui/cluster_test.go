@@ -2,14 +2,12 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"database/sql"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
@@ -22,11 +20,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
-
-	_ "github.com/mattn/go-sqlite3" // the test sets a quota in the controller's database
 
 	"github.com/ciao-project/ciao/ssntp"
 	"github.com/ciao-project/ciao/testutil"
@@ -43,10 +38,6 @@ type cluster struct {
 	ctlCA     string // PEM trusted for the controller's HTTPS
 	client    *http.Client
 	adminPass string
-	bin       string
-	ctlArgs   []string  // the controller's command line
-	ctl       *exec.Cmd // the running controller
-	ctlRuns   int
 }
 
 const (
@@ -187,8 +178,7 @@ func startCluster(tb testing.TB, launchers int, ctlArgs ...string) *cluster {
 	args := append([]string{"-cacert", ca, "-cert", ctlCert, "-server", "127.0.0.1", "-port", sp,
 		"-httpscert", httpsCert, "-httpskey", httpsKey, "-compute-host", "127.0.0.1", "-compute-port", ctlPort,
 		"-database", c.db, "-logtostderr"}, ctlArgs...)
-	c.bin, c.ctlArgs = bin, args
-	c.ctl = testutil.StartCommand(tb, dir, "controller", filepath.Join(bin, "ciao-controller"), args...)
+	testutil.StartCommand(tb, dir, "controller", filepath.Join(bin, "ciao-controller"), args...)
 	waitListen(tb, "127.0.0.1:"+ctlPort)
 	c.ctlURL = "https://127.0.0.1:" + ctlPort
 	for i := 0; i < launchers; i++ {
@@ -256,37 +246,6 @@ func (c *cluster) revoke(tb testing.TB, tok string) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusNoContent {
 		tb.Fatalf("revoke: HTTP %d", resp.StatusCode)
-	}
-}
-
-// setInstanceLimit sets a tenant's instance limit in the controller's
-// database while the controller is stopped, then starts it again: the
-// controller has no API for limits, and it loads them (into memory) when
-// it starts.
-func (c *cluster) setInstanceLimit(tb testing.TB, tenantID string, n int) {
-	tb.Helper()
-	_ = c.ctl.Process.Signal(syscall.SIGTERM)
-	_ = c.ctl.Wait()
-	c.writeLimit(tb, tenantID, n)
-	c.ctlRuns++
-	c.ctl = testutil.StartCommand(tb, c.dir, fmt.Sprintf("controller-%d", c.ctlRuns+1), filepath.Join(c.bin, "ciao-controller"), c.ctlArgs...)
-	waitListen(tb, strings.TrimPrefix(c.ctlURL, "https://"))
-}
-
-func (c *cluster) writeLimit(tb testing.TB, tenantID string, n int) {
-	tb.Helper()
-	db, err := sql.Open("sqlite3", "file:"+c.db+"?_busy_timeout=10000")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer db.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if _, err := db.ExecContext(ctx, `DELETE FROM limits WHERE tenant_id = ? AND resource = 'instances'`, tenantID); err != nil {
-		tb.Fatal(err)
-	}
-	if _, err := db.ExecContext(ctx, `INSERT INTO limits (tenant_id, resource, max_value) VALUES (?, 'instances', ?)`, tenantID, n); err != nil {
-		tb.Fatal(err)
 	}
 }
 

@@ -118,14 +118,15 @@ export function tenants(main) {
   const msg = errorBox("tenants-msg");
   const tbody = el("tbody", { id: "tenant-rows" });
   main.replaceChildren(el("h1", {}, "Tenants"), live, msg,
-    el("table", {}, el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "Tenant"), el("th", { scope: "col" }, "Name"))), tbody));
+    el("table", {}, el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "Tenant"), el("th", { scope: "col" }, "Name"), el("th", { scope: "col" }, "Quotas"))), tbody));
   const p = poller(async () => {
     let r;
     try { r = await api("GET", "/tenants", undefined, "Loading tenants"); } catch (e) { showIn(msg, e); throw e; }
     msg.textContent = "";
     const list = r.tenants || [];
-    tbody.replaceChildren(...(list.length ? list.map((t) => el("tr", {}, el("td", { class: "id" }, t.id), el("td", {}, t.name || "—")))
-      : [el("tr", {}, el("td", { colspan: 2, class: "empty" }, "No tenants yet."))]));
+    tbody.replaceChildren(...(list.length ? list.map((t) => el("tr", { "data-id": t.id }, el("td", { class: "id" }, t.id), el("td", {}, t.name || "—"),
+      el("td", {}, el("a", { href: "#/admin/tenants/" + encodeURIComponent(t.id), "aria-label": "Quotas of tenant " + t.id }, "Quotas"))))
+      : [el("tr", {}, el("td", { colspan: 3, class: "empty" }, "No tenants yet."))]));
     setLive(live);
   }, POLL_MS * 5, (e) => setLive(live, e, true));
   return () => p.stop();
@@ -169,4 +170,50 @@ export function clusterEvents(main) {
     setLive(live);
   }, POLL_MS, (e) => setLive(live, e, true));
   return () => p.stop();
+}
+
+const QUOTA_LABELS = { "tenant-instances-quota": "Instances", "tenant-vcpu-quota": "vCPUs",
+  "tenant-mem-quota": "Memory (MB)", "tenant-disk-quota": "Disk (MB)" };
+
+// tenantQuotas is #/admin/tenants/{id}: the tenant's limits, editable.
+export function tenantQuotas(main, id) {
+  const msg = errorBox("quota-msg");
+  const form = el("form", { class: "panel", id: "quota-form", "aria-label": "Quotas of tenant " + id, novalidate: true });
+  main.replaceChildren(el("p", {}, el("a", { href: "#/admin/tenants" }, "← All tenants")),
+    el("h1", {}, "Quotas of ", el("span", { class: "id" }, id)), msg, form);
+  const path = "/tenants/" + encodeURIComponent(id) + "/quotas";
+  const show = (qs) => {
+    const rows = qs.map((q) => {
+      const inputId = "quota-" + q.name;
+      return el("div", { class: "quota-row" },
+        el("label", { for: inputId }, QUOTA_LABELS[q.name] || q.name),
+        el("input", { id: inputId, name: q.name, value: q.value, inputmode: "numeric", "aria-describedby": inputId + "-usage" }),
+        el("span", { id: inputId + "-usage", class: "hint" }, `in use: ${q.usage || 0}`));
+    });
+    form.replaceChildren(el("p", { class: "hint" }, "A whole number, or \u201cunlimited\u201d."), ...rows,
+      el("button", { type: "submit", class: "primary", id: "quota-save" }, "Save quotas"));
+  };
+  api("GET", path, undefined, "Loading quotas").then((r) => show(r.quotas || [])).catch((e) => showIn(msg, e));
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const quotas = [];
+    for (const input of form.querySelectorAll("input")) {
+      const v = input.value.trim().toLowerCase();
+      if (v !== "unlimited" && !/^(-1|\d+)$/.test(v)) {
+        msg.className = "msg";
+        msg.textContent = `${QUOTA_LABELS[input.name] || input.name}: \u201c${input.value}\u201d is not a whole number or \u201cunlimited\u201d.`;
+        input.focus();
+        return;
+      }
+      quotas.push({ name: input.name, value: v });
+    }
+    try {
+      const r = await api("PUT", path, { quotas }, "Saving quotas");
+      if (r && r.quotas) show(r.quotas);
+      msg.className = "msg info";
+      msg.textContent = "Quotas saved.";
+    } catch (e) {
+      showIn(msg, e);
+    }
+  });
 }

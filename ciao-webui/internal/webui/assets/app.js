@@ -19,6 +19,7 @@ const routes = [
   [/^\/admin\/nodes$/, () => admin.nodes(main)],
   [/^\/admin\/nodes\/([^/]+)$/, (p, id) => admin.node(main, id)],
   [/^\/admin\/tenants$/, () => admin.tenants(main)],
+  [/^\/admin\/tenants\/([^/]+)$/, (p, id) => admin.tenantQuotas(main, id)],
   [/^\/admin\/cncis$/, () => admin.cncis(main)],
   [/^\/admin\/events$/, () => admin.clusterEvents(main)],
 ];
