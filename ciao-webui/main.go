@@ -67,6 +67,7 @@ func parseFlags(fs *flag.FlagSet, args []string) (config, error) {
 	fs.StringVar(&c.Server.IdentityURL, "identity", "", "Keystone v3 URL (default: the controller's built-in identity, <controller>/v3)")
 	fs.StringVar(&c.Server.CACertFile, "controller-cacert", "", "CA certificate (PEM) trusted for the controller and identity (default: system roots)")
 	fs.DurationVar(&c.Server.RequestTimeout, "request-timeout", c.Server.RequestTimeout, "bound on each call to the controller")
+	fs.StringVar(&c.Server.AssetsDir, "assets-dir", "", "serve the UI from this directory instead of the embedded copy (development: ciao-webui/internal/webui/assets)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long in-flight requests may take at shutdown")
 	if err := fs.Parse(args); err != nil {
 		return c, err

@@ -25,8 +25,8 @@ func Assets() fs.FS {
 // routes with the URL fragment (#/instances/...), which never reaches the
 // server. Files are revalidated on each load (no-cache), so an upgraded
 // daemon never serves a stale mix of modules.
-func assetHandler() http.Handler {
-	fsrv := http.FileServer(http.FS(Assets()))
+func assetHandler(fsys fs.FS) http.Handler {
+	fsrv := http.FileServer(http.FS(fsys))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			writeError(w, http.StatusMethodNotAllowed, "Only GET and HEAD are served here.")

@@ -33,6 +33,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 )
@@ -62,6 +63,9 @@ type Config struct {
 	Log Logger
 	// Transport overrides the HTTP transport to the controller (tests).
 	Transport http.RoundTripper
+	// AssetsDir, if set, serves the UI from this directory instead of the
+	// embedded copy (development: edit and reload without rebuilding).
+	AssetsDir string
 }
 
 // DefaultRequestTimeout bounds one relayed call.
@@ -91,6 +95,11 @@ func (c Config) Validate() error {
 	}
 	if c.RequestTimeout <= 0 {
 		return errors.New("webui: request timeout must be > 0")
+	}
+	if c.AssetsDir != "" {
+		if _, err := os.Stat(filepath.Join(c.AssetsDir, "index.html")); err != nil {
+			return fmt.Errorf("webui: assets directory: %w", err)
+		}
 	}
 	return nil
 }
@@ -149,7 +158,11 @@ func New(cfg Config) (*Server, error) {
 
 func (s *Server) routes() {
 	m := http.NewServeMux()
-	m.Handle("/", assetHandler())
+	fsys := Assets()
+	if s.cfg.AssetsDir != "" {
+		fsys = os.DirFS(s.cfg.AssetsDir)
+	}
+	m.Handle("/", assetHandler(fsys))
 	m.HandleFunc("POST /session", s.signIn)
 	m.HandleFunc("GET /session", s.whoAmI)
 	m.HandleFunc("DELETE /session", s.signOut)

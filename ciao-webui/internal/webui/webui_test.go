@@ -5,6 +5,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -285,10 +287,39 @@ func TestConfigValidate(t *testing.T) {
 			t.Errorf("%+v: no error", c)
 		}
 	}
+	bad := NewConfig("https://x")
+	bad.AssetsDir = t.TempDir()
+	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "index.html") {
+		t.Errorf("assets directory without index.html: %v", err)
+	}
 	if _, _, err := LoadOrGenerateCert("a.pem", "", nil); err == nil {
 		t.Error("cert without key accepted")
 	}
 	if c, fp, err := LoadOrGenerateCert("", "", []string{"localhost", "127.0.0.1"}); err != nil || fp == "" || len(c.Certificate) != 1 {
 		t.Errorf("generated cert: %v %q", err, fp)
+	}
+}
+
+func TestAssetsDir(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "index.html"), []byte("<p>dev copy</p>"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := NewConfig("https://127.0.0.1:1")
+	cfg.AssetsDir = dir
+	srv, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	web := httptest.NewTLSServer(srv)
+	defer web.Close()
+	resp, err := web.Client().Get(web.URL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != "<p>dev copy</p>" {
+		t.Errorf("GET / served %q, want the directory's copy", b)
 	}
 }
