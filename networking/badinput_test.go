@@ -277,3 +277,40 @@ func TestVMTapAndGRE(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestCnciVnicMacvtap: a CNCI VM's macvtap on a network node: bridge mode
+// on the compute link, the CNCI MAC, its alias; created once, removed.
+func TestCnciVnicMacvtap(t *testing.T) {
+	requireNetAdmin(t)
+	ul := nettest.NewUnderlay(t)
+	node, ip := ul.Attach(t, "nn")
+	cfg := DefaultConfig()
+	cfg.Netns, cfg.ComputeIP = node.Path(), ip
+	mac, _ := net.ParseMAC("02:11:22:33:44:55")
+	if _, err := CreateCnciVnic(cfg, "tenant", "vnic", net.HardwareAddr{0x01, 0, 0, 0, 0, 1}); !errors.Is(err, ErrBadConfig) {
+		t.Errorf("multicast MAC: %v", err)
+	}
+	v, err := CreateCnciVnic(cfg, "tenant", "vnic", mac)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := CreateCnciVnic(cfg, "tenant", "vnic", mac)
+	if err != nil || again.Name != v.Name {
+		t.Fatalf("second create: %+v %v (first %+v)", again, err, v)
+	}
+	l, err := node.Handle(t).LinkByName(v.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mv, ok := l.(*netlink.Macvtap)
+	if !ok || mv.Mode != netlink.MACVLAN_MODE_BRIDGE || l.Attrs().HardwareAddr.String() != mac.String() ||
+		l.Attrs().Alias != "cncivnic_tenant_vnic" || l.Attrs().TxQLen != 500 {
+		t.Fatalf("macvtap %T %+v", l, l.Attrs())
+	}
+	if err := DestroyCnciVnic(cfg, "tenant", "vnic"); err != nil {
+		t.Fatal(err)
+	}
+	if ls := node.CiaoLinks(t); len(ls) != 0 {
+		t.Fatalf("left %v", ls)
+	}
+}

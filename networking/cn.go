@@ -92,6 +92,8 @@ type Vnic struct {
 	// PeerName is the container end of a veth pair (containers only):
 	// the caller (Docker, or a test) moves it into the container.
 	PeerName string
+	// TapDevice is set for a CNCI VM's macvtap: /dev/tap<ifindex>.
+	TapDevice string
 	// Bridge and BridgeAlias are the subnet bridge's name and alias;
 	// Gateway is the subnet's gateway (the CNCI).
 	Bridge, BridgeAlias string

@@ -10,6 +10,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 // CnciNamespace describes a CNCI hosted as a network namespace on a
@@ -199,6 +200,126 @@ func AttachContainer(node Config, peer, nsPath string, addr net.IPNet, gw net.IP
 	}
 	if err := errors.Join(steps...); err != nil {
 		return fmt.Errorf("configuring eth0 in %s: %w", nsPath, err)
+	}
+	return nil
+}
+
+// CnciVnic is the macvtap of a CNCI VM on a network node (§5.5).
+type CnciVnic struct {
+	Name  string
+	Index int
+	Alias string
+}
+
+// TapDevice is the character device QEMU opens (once per queue) to use the
+// macvtap: /dev/tap<ifindex>.
+func (v *CnciVnic) TapDevice() string { return fmt.Sprintf("/dev/tap%d", v.Index) }
+
+// CreateCnciVnic makes the macvtap of a CNCI VM (§5.5): svc_<hex> in bridge
+// mode on the node's compute link, txqueuelen 500, the CNCI's MAC, alias
+// cncivnic_<tenant>_<vnic>, up. It is idempotent (same alias: the existing
+// one). It also makes /dev/tap<ifindex> if no udev did.
+func CreateCnciVnic(node Config, tenantID, vnicID string, mac net.HardwareAddr) (*CnciVnic, error) {
+	if tenantID == "" || vnicID == "" || strings.ContainsAny(tenantID+vnicID, "_#") {
+		return nil, fmt.Errorf("%w: CNCI VNIC needs tenant and VNIC ids without _ or # (%q, %q)", ErrBadConfig, tenantID, vnicID)
+	}
+	if len(mac) != 6 || mac[0]&1 != 0 {
+		return nil, fmt.Errorf("%w: CNCI MAC %q is not a unicast MAC", ErrBadConfig, mac.String())
+	}
+	s, err := openSpace(node.Netns)
+	if err != nil {
+		return nil, err
+	}
+	defer s.close()
+	alias := aliasCnciVnic + tenantID + "_" + vnicID
+	links, err := s.h.LinkList()
+	if err != nil {
+		return nil, err
+	}
+	used := map[string]bool{}
+	for _, l := range links {
+		used[l.Attrs().Name] = true
+		if l.Attrs().Alias == alias {
+			v := &CnciVnic{Name: l.Attrs().Name, Index: l.Attrs().Index, Alias: alias}
+			return v, s.tapDevice(v)
+		}
+	}
+	phys, err := discover(s, &node)
+	if err != nil {
+		return nil, err
+	}
+	parent, err := s.h.LinkByName(phys[0].Link)
+	if err != nil {
+		return nil, err
+	}
+	name, err := newLinkName(PrefixCnciVnic, used)
+	if err != nil {
+		return nil, err
+	}
+	l, err := s.addLink(&netlink.Macvtap{Macvlan: netlink.Macvlan{LinkAttrs: netlink.LinkAttrs{Name: name,
+		ParentIndex: parent.Attrs().Index, HardwareAddr: mac, TxQLen: 500}, Mode: netlink.MACVLAN_MODE_BRIDGE}}, alias)
+	if err != nil {
+		return nil, err
+	}
+	v := &CnciVnic{Name: name, Index: l.Attrs().Index, Alias: alias}
+	if err := s.h.LinkSetUp(l); err != nil {
+		_ = s.h.LinkDel(l)
+		return nil, fmt.Errorf("setting %s up: %w", name, err)
+	}
+	if err := s.tapDevice(v); err != nil {
+		_ = s.h.LinkDel(l)
+		return nil, err
+	}
+	return v, nil
+}
+
+// tapDevice makes /dev/tap<index> from the macvtap's sysfs dev numbers if
+// it is missing (no udev, as in containers). Only for a node in the
+// process's own namespace: /dev and /sys show that one (a VM on a
+// namespaced node is not supported).
+func (s *space) tapDevice(v *CnciVnic) error {
+	if s.path != "" {
+		return nil
+	}
+	if _, err := os.Stat(v.TapDevice()); err == nil {
+		return nil
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/sys/class/net/%s/macvtap/tap%d/dev", v.Name, v.Index))
+	dev := strings.TrimSpace(string(b))
+	if err != nil {
+		return fmt.Errorf("macvtap %s device numbers: %w", v.Name, err)
+	}
+	var major, minor uint32
+	if _, err := fmt.Sscanf(dev, "%d:%d", &major, &minor); err != nil {
+		return fmt.Errorf("macvtap %s: bad dev %q", v.Name, dev)
+	}
+	if err := unix.Mknod(v.TapDevice(), unix.S_IFCHR|0o600, int(unix.Mkdev(major, minor))); err != nil && !errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("creating %s: %w", v.TapDevice(), err)
+	}
+	return nil
+}
+
+// DestroyCnciVnic deletes the macvtap of a CNCI VM; a missing one is not
+// an error.
+func DestroyCnciVnic(node Config, tenantID, vnicID string) error {
+	s, err := openSpace(node.Netns)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	alias := aliasCnciVnic + tenantID + "_" + vnicID
+	links, err := s.h.LinkList()
+	if err != nil {
+		return err
+	}
+	for _, l := range links {
+		if l.Attrs().Alias == alias {
+			dev := fmt.Sprintf("/dev/tap%d", l.Attrs().Index)
+			if err := s.h.LinkDel(l); err != nil {
+				return fmt.Errorf("deleting %s: %w", l.Attrs().Name, err)
+			}
+			_ = os.Remove(dev) // ours if no udev made it; udev removes its own
+		}
 	}
 	return nil
 }

@@ -75,8 +75,11 @@ type Spec struct {
 	VnicNetns   string
 	VnicAddr    net.IPNet
 	VnicGateway net.IP
-	UserData    []byte // cloud-init user data from the START
-	MetaData    []byte // instance metadata from the START
+	// VnicTapDevice is the /dev/tapN of a network node's macvtap (a CNCI
+	// VM): QEMU opens it once per queue.
+	VnicTapDevice string
+	UserData      []byte // cloud-init user data from the START
+	MetaData      []byte // instance metadata from the START
 }
 
 // Handle is what a driver needs to find an instance again, also after a

@@ -304,6 +304,7 @@ func (in *instance) spec() driver.Spec {
 	if in.vnic != nil {
 		s.Vnic, s.VnicPeer, s.VnicGateway = in.vnic.Name, in.vnic.PeerName, in.vnic.Gateway
 		s.VnicNetns, s.VnicAddr = in.l.cfg.NetNS, in.vnicIP
+		s.VnicTapDevice = in.vnic.TapDevice
 	}
 	return s
 }

@@ -139,6 +139,13 @@ func (l *Launcher) createVnic(ctx context.Context, req *startRequest, kind strin
 	if !l.cfg.Network {
 		return nil, nil, "", nil
 	}
+	if nn, _ := req.cmd.NetworkNode(); nn && kind == driver.KindQEMU {
+		v, err := l.cnciVnic(req)
+		if err != nil {
+			return nil, nil, payloads.StartNetworkFailure, err
+		}
+		return v, nil, "", nil
+	}
 	vc, err := vnicConfig(req, kind)
 	if errors.Is(err, errNoTenantNet) {
 		return nil, nil, "", nil
@@ -164,6 +171,13 @@ func (l *Launcher) createVnic(ctx context.Context, req *startRequest, kind strin
 // destroyVnic removes an instance's VNIC, if it has one, and reports a
 // removed tunnel with TenantRemoved.
 func (l *Launcher) destroyVnic(ctx context.Context, req *startRequest, kind string) {
+	if nn, _ := req.cmd.NetworkNode(); nn && kind == driver.KindQEMU && l.cfg.Network {
+		tenant, vnic := cnciIDs(req)
+		if err := networking.DestroyCnciVnic(l.net.cfg, tenant, vnic); err != nil {
+			glog.Errorf("launcher: CNCI %s: removing its macvtap: %v", req.id, err)
+		}
+		return
+	}
 	vc, err := vnicConfig(req, kind)
 	if err != nil || !l.cfg.Network {
 		return
@@ -208,4 +222,31 @@ func (l *Launcher) sendTunnelEvent(ev *networking.TunnelEvent) {
 		return
 	}
 	glog.Infof("launcher: %s: subnet %s of tenant %s, CNCI %s at %s", e, te.TenantSubnet, te.TenantUUID, te.ConcentratorUUID, te.ConcentratorIP)
+}
+
+// cnciIDs are the tenant and VNIC ids of a CNCI START's macvtap alias.
+func cnciIDs(req *startRequest) (tenant, vnic string) {
+	tenant, vnic = trimID(req.cmd.TenantUUID), trimID(req.cmd.Networking.VnicUUID)
+	if tenant == "" {
+		tenant = "unknown"
+	}
+	if vnic == "" {
+		vnic = req.id
+	}
+	return tenant, vnic
+}
+
+// cnciVnic makes the macvtap of a CNCI VM (network node, §12 of the
+// launcher spec): no tunnel, no TenantAdded.
+func (l *Launcher) cnciVnic(req *startRequest) (*networking.Vnic, error) {
+	mac, err := net.ParseMAC(strings.TrimSpace(req.cmd.Networking.VnicMAC))
+	if err != nil {
+		return nil, fmt.Errorf("%w: CNCI vnic_mac %q", networking.ErrBadConfig, req.cmd.Networking.VnicMAC)
+	}
+	tenant, vnic := cnciIDs(req)
+	v, err := networking.CreateCnciVnic(l.net.cfg, tenant, vnic, mac)
+	if err != nil {
+		return nil, err
+	}
+	return &networking.Vnic{Name: v.Name, Alias: v.Alias, TapDevice: v.TapDevice()}, nil
 }

@@ -41,7 +41,9 @@
 //
 // A VM whose START carries tenant networking is attached to the tap VNIC
 // the launcher made for it (Spec.Vnic, guest MAC Spec.VnicMAC, vhost on);
-// any other VM gets QEMU user-mode networking, as with -network=false.
+// a CNCI VM on a network node to its macvtap, opened four times
+// (Spec.VnicTapDevice, multi-queue); any other VM gets QEMU user-mode
+// networking, as with -network=false.
 package qemu
 
 import (
@@ -322,6 +324,23 @@ func (d *Driver) launch(ctx context.Context, spec driver.Spec, img bootImage, ac
 		}
 	}
 	c := d.vmConfig(spec, img, accel)
+	if spec.VnicTapDevice != "" {
+		// A network node's macvtap, four queues (2016 launcher §7.5).
+		var fds []*os.File
+		defer func() {
+			for _, f := range fds {
+				f.Close()
+			}
+		}()
+		for range 4 {
+			f, err := os.OpenFile(spec.VnicTapDevice, os.O_RDWR, 0)
+			if err != nil {
+				return driver.Handle{}, fmt.Errorf("%w: opening %s: %v", driver.ErrLaunch, spec.VnicTapDevice, err)
+			}
+			fds = append(fds, f)
+		}
+		c.NetDevs = []qemulib.NetDev{{Kind: qemulib.NetTapFDs, ID: spec.Vnic, MAC: spec.VnicMAC, VHost: true, FDs: fds}}
+	}
 	if _, err := qemulib.LaunchConfig(ctx, c, glogger{}); err != nil {
 		return driver.Handle{}, fmt.Errorf("%w: %v", driver.ErrLaunch, err)
 	}
