@@ -2,7 +2,7 @@
 // after the 2016 BAT: it drives the cluster only through ciao-cli, as the
 // demo tenant and as the cloud admin, and checks tenants, workloads,
 // launching many instances, list, stop/restart/delete, events, nodes,
-// quotas, the tenant's CNCI, evacuating a node and daemons killed with
+// quotas (usage and limits), the tenant's CNCI, evacuating a node and daemons killed with
 // SIGKILL. It also checks that the dev cluster's teardown leaves nothing
 // behind.
 //
@@ -356,6 +356,24 @@ func TestQuotas(t *testing.T) {
 	if !hasCommand(c.admin, "quotas", "update") {
 		t.Skip("usage checked; limits not: ciao-cli has no command that sets a quota yet (quotas update)")
 	}
+	// A limit of one more instance: two more are refused, one fits.
+	demo := tenantID(t, c.demo)
+	run(t, c.admin, "quotas", "update", "-for-tenant", demo, "-name", "tenant-instances-quota", "-value", itoa(after.Instances+1))
+	t.Cleanup(func() {
+		run(t, c.admin, "quotas", "update", "-for-tenant", demo, "-name", "tenant-instances-quota", "-value", "unlimited")
+	})
+	known := c.instances(t)
+	if _, err := c.demo.Run(context.Background(), "instance", "add", "-workload", devcluster.WorkloadContainer, "-instances", "2"); err == nil {
+		for id := range c.instances(t) {
+			if _, ok := known[id]; !ok {
+				_, _ = c.demo.Run(context.Background(), "instance", "delete", "-instance", id)
+			}
+		}
+		t.Fatal("two instances over a quota of one more were accepted")
+	} else if !strings.Contains(err.Error(), "403") && !strings.Contains(strings.ToLower(err.Error()), "quota") {
+		t.Errorf("refusal does not say why: %v", err)
+	}
+	c.launch(t, devcluster.WorkloadContainer, 1)
 }
 
 func TestCNCIUp(t *testing.T) {
