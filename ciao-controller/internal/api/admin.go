@@ -301,8 +301,13 @@ func (s *server) flavorServers(w http.ResponseWriter, r *http.Request) {
 	}{p.Total, out})
 }
 
-// usageBucket is the resolution of the usage history.
-const usageBucket = time.Minute
+// usageBucket is the resolution of the usage history; usageLookback is
+// how far before the window a sample still counts (launchers report
+// every few seconds to a minute).
+const (
+	usageBucket   = time.Minute
+	usageLookback = 5 * time.Minute
+)
 
 type usageJSON struct {
 	VCPU      int       `json:"cpus_usage"`
@@ -343,7 +348,8 @@ func (s *server) resources(w http.ResponseWriter, r *http.Request) {
 	hist := make([][]datastore.InstanceStats, 0, len(p.Instances))
 	buckets := map[time.Time]bool{}
 	for _, in := range p.Instances {
-		h, err := s.cfg.Store.InstanceHistory(r.Context(), in.ID, start.Add(-datastore.DefaultInstanceHistory))
+		// A sample shortly before start carries the usage into the window.
+		h, err := s.cfg.Store.InstanceHistory(r.Context(), in.ID, start.Add(-usageLookback))
 		if err != nil && !errors.Is(err, datastore.ErrNotFound) {
 			fail(w, r, err)
 			return
