@@ -407,18 +407,33 @@ func (c Config) launchDemo(ctx context.Context) (map[string]string, error) {
 		return nil, err
 	}
 	cli.Timeout = 4 * time.Minute
-	rows, err := ListInstances(ctx, cli)
-	if err != nil {
-		return nil, err
-	}
+	// A workload that has an instance already, in any state, is not
+	// launched again: a second run is harmless. Instances a restarted
+	// launcher is re-adopting show as active again within a few STATS.
 	got := map[string]string{}
-	for _, r := range rows {
-		if r.Status == "active" {
-			got[r.Workload] = r.ID
+	have := map[string]bool{}
+	_ = poll(ctx, 30*time.Second, func() (bool, error) {
+		rows, err := ListInstances(ctx, cli)
+		if err != nil {
+			return false, err
+		}
+		clear(got)
+		clear(have)
+		for _, r := range rows {
+			have[r.Workload] = true
+			if r.Status == "active" {
+				got[r.Workload] = r.ID
+			}
+		}
+		return len(got) == len(have), nil
+	})
+	for _, w := range DevWorkloads() {
+		if have[w.ID] && got[w.ID] == "" {
+			c.logf("devcluster: %s has an instance that is not active; not launching another", w.Description)
 		}
 	}
 	for _, w := range DevWorkloads() {
-		if _, ok := got[w.ID]; ok {
+		if have[w.ID] {
 			continue
 		}
 		// A START that reaches the scheduler before the launcher's first

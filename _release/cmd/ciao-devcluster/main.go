@@ -170,6 +170,8 @@ func status(ctx context.Context, cfg devcluster.Config, w io.Writer) error {
 		line := fmt.Sprintf("  %-18s pid %-8d", name, pid)
 		if err != nil {
 			line += " " + err.Error()
+		} else if pid == 0 || syscall.Kill(pid, 0) != nil {
+			line += " NOT RUNNING (make dev-cluster starts it again)"
 		}
 		if ds, ok := st.Daemons[name]; ok {
 			line += fmt.Sprintf(" starts %d, last exit %q", ds.Starts, ds.LastExit)
