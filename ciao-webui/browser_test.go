@@ -299,7 +299,8 @@ func TestBrowser(t *testing.T) {
 	p.shot("quotas")
 
 	// Admin pages.
-	p.do("nodes", chromedp.Navigate(c.webURL+"/#/admin/nodes"), waitJS(`document.querySelectorAll("#node-rows tr[data-id]").length === 2`))
+	p.do("nodes", chromedp.Navigate(c.webURL+"/#/admin/nodes"), waitJS(`document.querySelectorAll("#node-rows tr[data-id]").length === 2`),
+		waitJS(`document.querySelector("#chart-cluster-running-summary").textContent.includes("Running: 2")`))
 	p.shot("nodes")
 	p.do("node chart", chromedp.Click(chromedp.CSS("#node-rows tr[data-id] a")),
 		waitJS(`document.querySelector("#chart-node-mem-summary").textContent.startsWith("Latest")`),

@@ -31,9 +31,16 @@ export function nodes(main) {
   const msg = errorBox("nodes-msg");
   const summary = el("p", { id: "nodes-summary" });
   const tbody = el("tbody", { id: "node-rows" });
-  main.replaceChildren(el("h1", {}, "Nodes"), live, msg, summary,
+  const charts = el("div", { class: "charts" });
+  main.replaceChildren(el("h1", {}, "Nodes"), live, msg, summary, charts,
     el("table", { id: "nodes" }, el("thead", {}, el("tr", {}, ...["Node", "Status", "Load", "CPUs", "Memory used", "Disk used", "Instances"]
       .map((h, i) => el("th", { scope: "col", class: i === 3 || i === 5 ? "hide-narrow" : undefined }, h)))), tbody));
+  // The whole cluster: memory used over all nodes, and instances running.
+  const ch = history("cluster", 2);
+  const mem = new TimeChart(charts, { id: "chart-cluster-mem", title: "Memory used, all nodes", series: [{ label: "Memory", unit: "%" }], yRange: [0, 100] });
+  const run = new TimeChart(charts, { id: "chart-cluster-running", title: "Instances running", series: [{ label: "Running" }] });
+  const draw = () => { mem.show({ t: ch.t, v: [ch.v[0]] }); run.show({ t: ch.t, v: [ch.v[1]] }); };
+  draw();
   const p = poller(async () => {
     let r;
     try {
@@ -45,6 +52,9 @@ export function nodes(main) {
     msg.textContent = "";
     const list = r.nodes || [];
     sampleNodes(list);
+    const sum = (f) => list.reduce((a, n) => a + f(n), 0);
+    record(ch, [pct(sum((n) => n.ram_total - n.ram_available), sum((n) => n.ram_total)), sum((n) => n.total_running_instances)]);
+    draw();
     tbody.replaceChildren(...(list.length ? list.map((n) => el("tr", { "data-id": n.id },
       el("td", { class: "id" }, el("a", { href: "#/admin/nodes/" + encodeURIComponent(n.id) }, n.id)),
       el("td", {}, n.status), el("td", {}, String(n.load)), el("td", { class: "hide-narrow" }, String(n.online_cpus)),
@@ -56,7 +66,7 @@ export function nodes(main) {
       ["READY", "FULL", "OFFLINE", "MAINTENANCE"].map((s) => `${list.filter((n) => n.status === s).length} ${s.toLowerCase()}`).join(", ") + ".";
     setLive(live);
   }, POLL_MS, (e) => setLive(live, e, true));
-  return () => p.stop();
+  return () => { p.stop(); mem.destroy(); run.destroy(); };
 }
 
 // node is #/admin/nodes/{id}: utilisation charts and the node's instances.
