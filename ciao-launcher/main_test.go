@@ -21,6 +21,7 @@ import (
 	"github.com/ciao-project/ciao/ciao-launcher/internal/driver/docker"
 	"github.com/ciao-project/ciao/ciao-launcher/internal/driver/docker/dockertest"
 
+	"github.com/ciao-project/ciao/networking"
 	"github.com/ciao-project/ciao/payloads"
 	"github.com/ciao-project/ciao/ssntp"
 	"github.com/ciao-project/ciao/testutil"
@@ -54,6 +55,20 @@ func TestFlags(t *testing.T) {
 	}
 	if _, _, err := parseFlags(flag.NewFlagSet("t", flag.ContinueOnError), nil); err == nil {
 		t.Error("missing certificates accepted")
+	}
+	cfg, _, err = parseFlags(flag.NewFlagSet("t", flag.ContinueOnError), []string{
+		"-cacert", "ca.pem", "-cert", "cert.pem", "-net-namespace", "/var/run/netns/cn1", "-tunnel", "gre",
+		"-compute-ip", "10.0.0.5", "-cnci-agent", "/bin/agent", "-cnci-cert", "cnci.pem", "-cnci-ips", "10.0.0.200/29",
+	})
+	if err != nil || !cfg.Network || cfg.NetNS != "/var/run/netns/cn1" || cfg.Tunnel != networking.TunnelGRE ||
+		cfg.ComputeIP.String() != "10.0.0.5" || cfg.CNCI.Agent != "/bin/agent" || cfg.CNCI.CACert != "ca.pem" ||
+		cfg.CNCI.Pool.String() != "10.0.0.200/29" || cfg.CNCI.Prefix != 24 {
+		t.Errorf("networking flags: %+v, %v", cfg, err)
+	}
+	for _, bad := range [][]string{{"-tunnel", "ipip"}, {"-compute-ip", "nope"}, {"-cnci-ips", "10.0.0.0/33"}} {
+		if _, _, err := parseFlags(flag.NewFlagSet("t", flag.ContinueOnError), append([]string{"-cacert", "c", "-cert", "c"}, bad...)); err == nil {
+			t.Errorf("%v accepted", bad)
+		}
 	}
 	if _, o, err := parseFlags(flag.NewFlagSet("t", flag.ContinueOnError), []string{"-hard-reset"}); err != nil || !o.hardReset {
 		t.Errorf("-hard-reset: %v", err)

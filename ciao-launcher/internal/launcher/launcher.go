@@ -687,7 +687,7 @@ func (l *Launcher) report(stats bool) {
 		MemTotalMB: n.MemTotalMB, MemAvailableMB: n.MemAvailableMB,
 		DiskTotalMB: n.DiskTotalMB, DiskAvailableMB: n.DiskAvailableMB,
 		Load: n.Load, CpusOnline: n.CPUsOnline,
-		Networks: []payloads.NetworkStat{}, Instances: []payloads.InstanceStat{},
+		Networks: l.net.stats(), Instances: []payloads.InstanceStat{},
 	}
 	if h, err := os.Hostname(); err == nil {
 		s.NodeHostName = h

@@ -52,6 +52,17 @@ func (n *netState) node() (*networking.ComputeNode, error) {
 	return cn, nil
 }
 
+// stats is the node's compute address for STATS (none before set-up).
+func (n *netState) stats() []payloads.NetworkStat {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cn == nil {
+		return []payloads.NetworkStat{}
+	}
+	a := n.cn.ComputeAddr()
+	return []payloads.NetworkStat{{NodeIP: a.IP.String(), NodeMAC: a.MAC.String()}}
+}
+
 func (n *netState) close() {
 	n.mu.Lock()
 	defer n.mu.Unlock()

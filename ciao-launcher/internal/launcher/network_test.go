@@ -91,7 +91,9 @@ func TestTenantNetworking(t *testing.T) {
 	if _, err := cnci.AddRemoteSubnet(context.Background(), sn, uint32(ta.SubnetKey), net.ParseIP(ta.AgentIP)); err != nil {
 		t.Fatal(err)
 	}
-	waitStats(t, srv, "first instance active", stateIs(first, payloads.InstanceActive))
+	waitStats(t, srv, "first instance active, node compute address reported", func(s payloads.Stat) bool {
+		return stateIs(first, payloads.InstanceActive)(s) && len(s.Networks) == 1 && s.Networks[0].NodeIP == cnIP.String()
+	})
 	v := vnicLink(t, h, "172.16.0.2")
 	if v == nil || v.Type() != "veth" {
 		t.Fatalf("no veth VNIC for the instance: %v", v)
