@@ -58,7 +58,8 @@ type config struct {
 	ComputePort     int
 	Database        string
 	ImageDir        string         // image API data ("" = off; images.go)
-	Network         bool           // tenant networking (CNCI); not implemented yet
+	Network         bool           // tenant networking: one CNCI per tenant
+	CNCITimeout     time.Duration  // wait for a tenant's CNCI
 	TokensFile      string         // static tokens
 	Identity        identityConfig // built-in identity (identity.go)
 	ShutdownTimeout time.Duration
@@ -75,7 +76,8 @@ type config struct {
 func newConfig() config {
 	return config{Server: "localhost", Port: ssntp.DefaultPort, ComputePort: DefaultComputePort,
 		Database: DefaultDatabase, ShutdownTimeout: DefaultShutdownTimeout, ResendPending: controller.DefaultResendPendingAfter,
-		Identity: identityConfig{TokenTTL: identity.DefaultTokenTTL, Role: "member", RemoteUser: "csr", RemoteProject: "service"}}
+		CNCITimeout: controller.DefaultCNCITimeout,
+		Identity:    identityConfig{TokenTTL: identity.DefaultTokenTTL, Role: "member", RemoteUser: "csr", RemoteProject: "service"}}
 }
 
 // Validate checks what can be checked before anything starts.
@@ -89,8 +91,8 @@ func (c config) Validate() error {
 			return errors.New("-database is required")
 		}
 		return nil
-	case c.Network:
-		return errors.New("-network: tenant networking (CNCI) is not implemented yet")
+	case c.Network && c.CNCITimeout <= 0:
+		return errors.New("-cnci-timeout must be > 0")
 	case !c.PlainHTTP && (c.HTTPSCert == "" || c.HTTPSKey == ""):
 		return errors.New("-httpscert and -httpskey are required")
 	case c.Database == "":
@@ -118,7 +120,8 @@ func parseFlags(fs *flag.FlagSet, args []string) (config, error) {
 	fs.IntVar(&c.ComputePort, "compute-port", c.ComputePort, "compute API port")
 	fs.StringVar(&c.Database, "database", c.Database, "SQLite database file")
 	fs.StringVar(&c.Database, "database_path", c.Database, "alias of -database (2016 name)")
-	fs.BoolVar(&c.Network, "network", false, "tenant networking with one CNCI per tenant (not implemented yet)")
+	fs.BoolVar(&c.Network, "network", false, "tenant networking: each tenant's first request starts its CNCI (the internal CNCI workload, on a network node) and waits for it")
+	fs.DurationVar(&c.CNCITimeout, "cnci-timeout", c.CNCITimeout, "with -network: how long a request waits for a tenant's new CNCI to announce itself before failing (503) with an error event")
 	fs.StringVar(&c.TokensFile, "tokens", "", "static token file: lines 'token project-id project-name role[,role...]'")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long in-flight API requests may take at shutdown")
 	fs.DurationVar(&c.ResendPending, "resend-pending-after", c.ResendPending, "after a restart, send START again for instances still pending and reported by no node this long after start (0: never); keep it above the launchers' STATS period")
@@ -205,7 +208,7 @@ func run(ctx context.Context, cfg config) (err error) {
 		cfg.ssntpMod(&sc)
 	}
 	ccfg := controller.NewConfig(store, sc)
-	ccfg.Network = cfg.Network
+	ccfg.Network, ccfg.CNCITimeout = cfg.Network, cfg.CNCITimeout
 	ccfg.ResendPendingAfter = cfg.ResendPending
 	ccfg.Metrics = met
 	ctl, err := controller.New(ctx, ccfg)

@@ -190,7 +190,7 @@ func fail(w http.ResponseWriter, r *http.Request, err error) {
 		code = http.StatusNotFound
 	case errors.Is(err, datastore.ErrInvalid):
 		code = http.StatusBadRequest
-	case errors.Is(err, controller.ErrUnavailable):
+	case errors.Is(err, controller.ErrUnavailable), errors.Is(err, controller.ErrCNCI):
 		code = http.StatusServiceUnavailable
 	}
 	if code == http.StatusInternalServerError {

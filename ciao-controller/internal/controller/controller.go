@@ -11,8 +11,9 @@
 // drains that queue in wire order and does the datastore work.
 //
 // Tenant networking (CNCIs) is behind Config.Network, which is off by
-// default and not implemented yet: with it off no CNCI is launched and
-// instances get a private address and start directly.
+// default: with it off no CNCI is launched and instances get a private
+// address and start directly; with it on each tenant's first request
+// starts the tenant's CNCI and waits for it (cnci.go).
 package controller
 
 import (
@@ -57,9 +58,11 @@ type Config struct {
 	SSNTP ssntp.Config
 	// Store is where every record lives. The Controller does not close it.
 	Store datastore.Store
-	// Network turns on tenant networking (one CNCI per tenant). Not
-	// implemented yet: Validate refuses it.
+	// Network turns on tenant networking: one CNCI per tenant, started
+	// before the tenant's first instance (cnci.go).
 	Network bool
+	// CNCITimeout bounds the wait for a tenant's CNCI to come up.
+	CNCITimeout time.Duration
 	// MaxLaunch bounds the count of one Launch.
 	MaxLaunch int
 	// OpTimeout bounds the datastore work done for one received frame.
@@ -81,7 +84,7 @@ type Config struct {
 func NewConfig(store datastore.Store, sc ssntp.Config) Config {
 	sc.Role = ssntp.Controller
 	return Config{SSNTP: sc, Store: store, MaxLaunch: DefaultMaxLaunch, OpTimeout: 10 * time.Second,
-		ResendPendingAfter: DefaultResendPendingAfter}
+		ResendPendingAfter: DefaultResendPendingAfter, CNCITimeout: DefaultCNCITimeout}
 }
 
 // Validate checks the configuration.
@@ -89,8 +92,8 @@ func (c Config) Validate() error {
 	switch {
 	case c.Store == nil:
 		return errors.New("controller config: no datastore")
-	case c.Network:
-		return errors.New("controller config: tenant networking (CNCI) is not implemented yet; run with networking off")
+	case c.Network && c.CNCITimeout <= 0:
+		return errors.New("controller config: CNCI timeout must be > 0")
 	case c.MaxLaunch < 1:
 		return fmt.Errorf("controller config: max launch %d < 1", c.MaxLaunch)
 	case c.OpTimeout <= 0:
@@ -116,7 +119,8 @@ type Controller struct {
 	stop    chan struct{} // closed by Close: the worker exits
 	done    chan struct{} // closed when the worker has exited
 	closed  sync.Once
-	bg      sync.WaitGroup // background jobs (resendPending), stopped by stop
+	bg      sync.WaitGroup // background jobs (resendPending, CNCI launches), stopped by stop
+	cnci    cncis          // CNCI launches in progress
 	started time.Time      // when New ran
 }
 
@@ -142,6 +146,7 @@ func New(ctx context.Context, cfg Config) (*Controller, error) {
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
 		started: time.Now(),
+		cnci:    cncis{byTenant: map[string]*cnciLaunch{}, byID: map[string]*cnciLaunch{}},
 	}
 	go c.work()
 	cl, err := ssntp.Dial(ctx, cfg.SSNTP, (*notifier)(c))

@@ -369,8 +369,12 @@ func TestConfigValidate(t *testing.T) {
 		t.Fatalf("default config %+v: %v", c, c.Validate())
 	}
 	c.Network = true
+	if err := c.Validate(); err != nil {
+		t.Errorf("networking refused: %v", err)
+	}
+	c.CNCITimeout = 0
 	if c.Validate() == nil {
-		t.Error("networking accepted before it exists")
+		t.Error("networking without a CNCI timeout accepted")
 	}
 }
 

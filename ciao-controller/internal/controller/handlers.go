@@ -59,6 +59,8 @@ func (c *Controller) handle(r received) {
 		}
 	case r.typ == ssntp.EVENT && ssntp.Event(r.op) == ssntp.TraceReport:
 		err = c.handleTraceReport(ctx, r)
+	case r.typ == ssntp.EVENT && ssntp.Event(r.op) == ssntp.ConcentratorInstanceAdded:
+		err = c.handleCNCIAdded(ctx, r.payload)
 	case r.typ == ssntp.EVENT && ssntp.Event(r.op) == ssntp.NodeConnected:
 		var p payloads.NodeConnected
 		if err = yaml.Unmarshal(r.payload, &p); err == nil {
@@ -131,6 +133,9 @@ func (c *Controller) handleStartFailure(ctx context.Context, r received) error {
 		return fmt.Errorf("decode StartFailure: %w", err)
 	}
 	id := p.InstanceUUID
+	if c.cnciStartFailure(ctx, id, p.Reason) {
+		return nil
+	}
 	msg := fmt.Sprintf("Start Failure %s: %s", id, p.Reason.String())
 	switch {
 	case removedOnStartFailure[p.Reason]:

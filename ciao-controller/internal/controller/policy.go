@@ -42,7 +42,8 @@ func (c *Controller) Launch(ctx context.Context, tenantID, workloadID string, n 
 	if err != nil {
 		return nil, fmt.Errorf("launch: workload %q: %w", workloadID, err)
 	}
-	if err := c.confirmTenant(ctx, tenantID); err != nil {
+	cn, err := c.confirmTenant(ctx, tenantID)
+	if err != nil {
 		return nil, fmt.Errorf("launch: %w", err)
 	}
 	reqs := make([]datastore.InstanceRequest, n)
@@ -59,7 +60,7 @@ func (c *Controller) Launch(ctx context.Context, tenantID, workloadID string, n 
 	sent := make([]datastore.Instance, 0, len(ins))
 	var sendErr error
 	for _, in := range ins {
-		if err := c.sendStart(w, in, label, began); err != nil {
+		if err := c.sendStart(w, in, cn, label, began); err != nil {
 			sendErr = fmt.Errorf("launch: start %s: %w: %w", in.ID, ErrUnavailable, err)
 			c.event(ctx, tenantID, datastore.EventError, fmt.Sprintf("Start of %s not sent: %v", in.ID, err))
 			if _, derr := c.store.DeleteInstance(ctx, in.ID); derr != nil {
@@ -75,24 +76,29 @@ func (c *Controller) Launch(ctx context.Context, tenantID, workloadID string, n 
 	return sent, sendErr
 }
 
-// confirmTenant registers the tenant on first use (§4.2, without a CNCI
-// while networking is off).
-func (c *Controller) confirmTenant(ctx context.Context, tenantID string) error {
-	_, created, err := c.store.EnsureTenant(ctx, datastore.Tenant{ID: tenantID, CNCIMAC: tenantMAC()})
+// confirmTenant registers the tenant on first use (§4.2) and, with
+// tenant networking on, makes sure it has an active CNCI, which it
+// returns.
+func (c *Controller) confirmTenant(ctx context.Context, tenantID string) (datastore.CNCI, error) {
+	t, created, err := c.store.EnsureTenant(ctx, datastore.Tenant{ID: tenantID, CNCIMAC: tenantMAC()})
 	if err != nil {
-		return fmt.Errorf("register tenant %s: %w", tenantID, err)
+		return datastore.CNCI{}, fmt.Errorf("register tenant %s: %w", tenantID, err)
 	}
 	if created {
 		glog.Infof("registered tenant %s", tenantID)
 		c.event(ctx, tenantID, datastore.EventInfo, "Registered tenant "+tenantID)
 	}
-	return nil
+	if !c.cfg.Network {
+		return datastore.CNCI{}, nil
+	}
+	return c.ensureCNCI(ctx, t)
 }
 
-// ConfirmTenant registers the tenant if it is new (used by the quotas
-// endpoint, §6.3.4).
+// ConfirmTenant registers the tenant if it is new, with its CNCI when
+// tenant networking is on (used by the quotas endpoint, §6.3.4).
 func (c *Controller) ConfirmTenant(ctx context.Context, tenantID string) error {
-	return c.confirmTenant(ctx, tenantID)
+	_, err := c.confirmTenant(ctx, tenantID)
+	return err
 }
 
 // tenantMAC makes a tenant/CNCI MAC (§4.1): byte 0 is 0x02 and byte 1 is
@@ -110,6 +116,12 @@ func tenantMAC() string {
 // StartPayload composes the three-document START payload of §5.2 for
 // instance in of workload w.
 func StartPayload(w datastore.Workload, in datastore.Instance) ([]byte, error) {
+	return startPayload(w, in, datastore.CNCI{})
+}
+
+// startPayload is StartPayload with the tenant's CNCI as concentrator
+// (empty without tenant networking).
+func startPayload(w datastore.Workload, in datastore.Instance, cn datastore.CNCI) ([]byte, error) {
 	cmd := payloads.StartCmd{
 		TenantUUID:          in.TenantID,
 		InstanceUUID:        in.ID,
@@ -120,9 +132,11 @@ func StartPayload(w datastore.Workload, in datastore.Instance) ([]byte, error) {
 		RequestedResources:  make([]payloads.RequestedResource, 0, len(w.Defaults)),
 		EstimatedResources:  []payloads.EstimatedResource{},
 		Networking: payloads.NetworkResources{
-			VnicMAC:   in.MAC,
-			VnicUUID:  uuid.Generate().String(),
-			PrivateIP: in.IP,
+			VnicMAC:          in.MAC,
+			VnicUUID:         uuid.Generate().String(),
+			PrivateIP:        in.IP,
+			ConcentratorUUID: cn.ID,
+			ConcentratorIP:   cn.IP,
 		},
 	}
 	if cmd.VMType == payloads.HypervisorDocker {
@@ -144,8 +158,8 @@ func StartPayload(w datastore.Workload, in datastore.Instance) ([]byte, error) {
 		payloads.StartMetadata{UUID: in.ID, Hostname: in.ID})
 }
 
-func (c *Controller) sendStart(w datastore.Workload, in datastore.Instance, label string, began time.Time) error {
-	p, err := StartPayload(w, in)
+func (c *Controller) sendStart(w datastore.Workload, in datastore.Instance, cn datastore.CNCI, label string, began time.Time) error {
+	p, err := startPayload(w, in, cn)
 	if err != nil {
 		return err
 	}
@@ -279,7 +293,11 @@ func (c *Controller) resendPending() {
 			}
 			workloads[in.WorkloadID] = w
 		}
-		if err := c.sendStart(w, in, "", time.Now()); err != nil {
+		var cn datastore.CNCI
+		if c.cfg.Network {
+			cn, _ = c.store.CNCI(ctx, in.TenantID)
+		}
+		if err := c.sendStart(w, in, cn, "", time.Now()); err != nil {
 			glog.Errorf("resending START of %s: %v", in.ID, err)
 			continue
 		}

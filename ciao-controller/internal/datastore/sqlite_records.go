@@ -52,9 +52,23 @@ func (s *SQLite) ensureTenant(ctx context.Context, t Tenant, mustBeNew bool) (Te
 			old, exists = mt.t, true
 			return nil
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO tenants (id, name, cnci_mac, created_at) VALUES (?, ?, ?, ?)`,
-			t.ID, t.Name, t.CNCIMAC, ns(t.CreatedAt))
-		return err
+		// ON CONFLICT: an earlier write of the same batch may have
+		// created it (not in st until the batch commits).
+		res, err := tx.ExecContext(ctx, `INSERT INTO tenants (id, name, cnci_mac, created_at) VALUES (?, ?, ?, ?)
+			ON CONFLICT (id) DO NOTHING`, t.ID, t.Name, t.CNCIMAC, ns(t.CreatedAt))
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 1 {
+			return nil
+		}
+		var c int64
+		if err := tx.QueryRowContext(ctx, `SELECT id, name, cnci_mac, created_at FROM tenants WHERE id = ?`, t.ID).
+			Scan(&old.ID, &old.Name, &old.CNCIMAC, &c); err != nil {
+			return err
+		}
+		old.CreatedAt, exists = fromNS(c), true
+		return nil
 	}, func() {
 		if !exists {
 			s.st.tenants[t.ID] = &memTenant{t: t, limits: map[string]int{}, usage: map[string]int{}, used: map[int]*hostSet{}}

@@ -425,3 +425,29 @@ func BenchmarkSQLiteCreateInstanceParallel(b *testing.B) {
 		}
 	})
 }
+
+// TestSQLiteConcurrentEnsureTenant: many first requests of one tenant at
+// once (one batch) register it once, and every caller gets it.
+func TestSQLiteConcurrentEnsureTenant(t *testing.T) {
+	s := NewTestSQLite(t, nil)
+	var wg sync.WaitGroup
+	var created atomic.Int32
+	for i := 0; i < 50; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			got, c, err := s.EnsureTenant(context.Background(), Tenant{ID: "T", CNCIMAC: fmt.Sprintf("02:01:00:00:00:%02x", i)})
+			if err != nil || got.ID != "T" {
+				t.Errorf("ensure: %+v %v", got, err)
+			}
+			if c {
+				created.Add(1)
+			}
+		}(i)
+	}
+	wg.Wait()
+	if created.Load() != 1 {
+		t.Fatalf("tenant created %d times", created.Load())
+	}
+	wantErr(t, s.CreateTenant(context.Background(), Tenant{ID: "T"}), ErrExists)
+}

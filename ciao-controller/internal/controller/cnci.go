@@ -1,0 +1,271 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ciao-project/ciao/ciao-controller/internal/datastore"
+	"github.com/ciao-project/ciao/payloads"
+	"github.com/ciao-project/ciao/ssntp"
+	"github.com/ciao-project/ciao/uuid"
+	"github.com/golang/glog"
+	yaml "gopkg.in/yaml.v2"
+)
+
+// One CNCI per tenant (controller.md §4.2, §4.3, with the Q17
+// recommendations): with Config.Network on, a tenant's first launch (or
+// quotas request) starts the CNCI workload for it on a network node and
+// waits until the CNCI's agent announces itself with
+// ConcentratorInstanceAdded, at most Config.CNCITimeout. Concurrent first
+// requests of one tenant wait for the same CNCI. A StartFailure for the
+// CNCI, or the timeout, fails the waiting requests with ErrCNCI and logs
+// an error event; the next request tries again.
+
+// CNCI states stored in datastore.CNCI.State.
+const (
+	CNCIPending = "pending"
+	CNCIActive  = "active"
+)
+
+// ErrCNCI: the tenant's CNCI could not be started (StartFailure) or did
+// not come up in time.
+var ErrCNCI = errors.New("controller: tenant CNCI unavailable")
+
+// DefaultCNCITimeout bounds the wait for a CNCI to come up: a VM boot on
+// a loaded network node.
+const DefaultCNCITimeout = 3 * time.Minute
+
+// cnciLaunch is one CNCI start in progress; done is closed once err is
+// set. Waiters only read err after done.
+type cnciLaunch struct {
+	tenant, id, mac string
+	done            chan struct{}
+	err             error
+}
+
+// cncis tracks the launches in progress. mu guards both maps.
+type cncis struct {
+	mu       sync.Mutex
+	byTenant map[string]*cnciLaunch
+	byID     map[string]*cnciLaunch
+}
+
+// finishLocked ends a launch (mu held).
+func (cs *cncis) finishLocked(l *cnciLaunch, err error) {
+	if cs.byTenant[l.tenant] != l {
+		return // already finished
+	}
+	delete(cs.byTenant, l.tenant)
+	delete(cs.byID, l.id)
+	l.err = err
+	close(l.done)
+}
+
+// ensureCNCI returns the tenant's active CNCI, starting one if it has
+// none, or ErrCNCI.
+func (c *Controller) ensureCNCI(ctx context.Context, t datastore.Tenant) (datastore.CNCI, error) {
+	if cn, err := c.store.CNCI(ctx, t.ID); err == nil && cn.IP != "" {
+		return cn, nil
+	}
+	c.cnci.mu.Lock()
+	l, running := c.cnci.byTenant[t.ID]
+	if !running {
+		l = &cnciLaunch{tenant: t.ID, id: uuid.Generate().String(), mac: t.CNCIMAC, done: make(chan struct{})}
+		c.cnci.byTenant[t.ID] = l
+		c.cnci.byID[l.id] = l
+	}
+	c.cnci.mu.Unlock()
+	if !running {
+		c.bg.Add(1)
+		go c.launchCNCI(l)
+	}
+	select {
+	case <-l.done:
+	case <-ctx.Done():
+		return datastore.CNCI{}, fmt.Errorf("waiting for the CNCI of %s: %w", t.ID, ctx.Err())
+	}
+	if l.err != nil {
+		return datastore.CNCI{}, l.err
+	}
+	cn, err := c.store.CNCI(ctx, t.ID)
+	if err != nil {
+		return cn, fmt.Errorf("CNCI of %s: %w", t.ID, err)
+	}
+	return cn, nil
+}
+
+// launchCNCI stores the CNCI as pending, sends its START and ends the
+// launch with the timeout unless the CNCI's event or failure ends it
+// first. It runs on its own goroutine (c.bg), so an impatient request
+// does not abandon a launch half done.
+func (c *Controller) launchCNCI(l *cnciLaunch) {
+	defer c.bg.Done()
+	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.OpTimeout)
+	err := c.startCNCI(ctx, l)
+	cancel()
+	if err != nil {
+		c.endCNCI(l, fmt.Errorf("launch CNCI for %s: %w: %w", l.tenant, ErrCNCI, err))
+		return
+	}
+	t := time.NewTimer(c.cfg.CNCITimeout)
+	defer t.Stop()
+	select {
+	case <-l.done:
+	case <-c.stop:
+		c.endCNCI(l, fmt.Errorf("CNCI for %s: controller closing: %w", l.tenant, ErrCNCI))
+	case <-t.C:
+		msg := fmt.Sprintf("CNCI Start Timeout %s: tenant %s's CNCI did not announce itself within %v", l.id, l.tenant, c.cfg.CNCITimeout)
+		glog.Error(msg)
+		c.event(context.Background(), l.tenant, datastore.EventError, msg)
+		c.endCNCI(l, fmt.Errorf("CNCI for %s: not up within %v: %w", l.tenant, c.cfg.CNCITimeout, ErrCNCI))
+	}
+}
+
+func (c *Controller) endCNCI(l *cnciLaunch, err error) {
+	c.cnci.mu.Lock()
+	c.cnci.finishLocked(l, err)
+	c.cnci.mu.Unlock()
+}
+
+// startCNCI records the pending CNCI and sends its START.
+func (c *Controller) startCNCI(ctx context.Context, l *cnciLaunch) error {
+	w, err := c.cnciWorkload(ctx)
+	if err != nil {
+		return err
+	}
+	if err := c.store.PutCNCI(ctx, datastore.CNCI{TenantID: l.tenant, ID: l.id, MAC: l.mac, State: CNCIPending}); err != nil {
+		return fmt.Errorf("store CNCI: %w", err)
+	}
+	p, err := CNCIStartPayload(w, l.tenant, l.id, l.mac)
+	if err != nil {
+		return err
+	}
+	if err := c.client.SendCommand(ssntp.START, p); err != nil {
+		return fmt.Errorf("send START: %w: %w", ErrUnavailable, err)
+	}
+	glog.Infof("tenant %s: CNCI %s (mac %s) START sent", l.tenant, l.id, l.mac)
+	return nil
+}
+
+// cnciWorkload is the internal workload described "CNCI" (§4.3 step 1).
+func (c *Controller) cnciWorkload(ctx context.Context) (datastore.Workload, error) {
+	ws, err := c.store.Workloads(ctx, datastore.WorkloadFilter{Internal: true})
+	if err != nil {
+		return datastore.Workload{}, err
+	}
+	for _, w := range ws {
+		if w.Description == "CNCI" && w.IsCNCI() {
+			return w, nil
+		}
+	}
+	return datastore.Workload{}, errors.New("no CNCI workload in datastore")
+}
+
+// CNCIStartPayload is the START of a tenant's CNCI (§4.3, §5.2): no
+// private address, the tenant's CNCI MAC as vnic_mac, hostname
+// cnci-<tenant>.
+func CNCIStartPayload(w datastore.Workload, tenant, id, mac string) ([]byte, error) {
+	cmd := payloads.StartCmd{
+		TenantUUID:          tenant,
+		InstanceUUID:        id,
+		ImageUUID:           w.ImageID,
+		FWType:              payloads.Firmware(w.FWType),
+		InstancePersistence: payloads.PersistenceHost,
+		VMType:              payloads.Hypervisor(w.VMType),
+		RequestedResources:  make([]payloads.RequestedResource, 0, len(w.Defaults)),
+		EstimatedResources:  []payloads.EstimatedResource{},
+		Networking:          payloads.NetworkResources{VnicMAC: mac, VnicUUID: uuid.Generate().String()},
+	}
+	if cmd.VMType == payloads.HypervisorDocker {
+		cmd.DockerImage = w.ImageName
+	}
+	for _, d := range w.Defaults {
+		cmd.RequestedResources = append(cmd.RequestedResources,
+			payloads.RequestedResource{Type: payloads.Resource(d.Type), Value: d.Value, Mandatory: d.Mandatory})
+	}
+	return payloads.ComposeStart(&payloads.Start{Start: cmd}, w.Config,
+		payloads.StartMetadata{UUID: id, Hostname: "cnci-" + tenant})
+}
+
+// handleCNCIAdded applies ConcentratorInstanceAdded: the CNCI is matched
+// by its instance id, else by the tenant's CNCI MAC (§4.3 step 4: the
+// MAC is what 2016 matched on).
+func (c *Controller) handleCNCIAdded(ctx context.Context, payload []byte) error {
+	var ev payloads.EventConcentratorInstanceAdded
+	if err := yaml.Unmarshal(payload, &ev); err != nil {
+		return fmt.Errorf("decode ConcentratorInstanceAdded: %w", err)
+	}
+	a := ev.CNCIAdded
+	c.cnci.mu.Lock()
+	l := c.cnci.byID[a.InstanceUUID]
+	c.cnci.mu.Unlock()
+	tenant := ""
+	if l != nil {
+		tenant = l.tenant
+	} else {
+		cs, err := c.store.CNCIs(ctx)
+		if err != nil {
+			return err
+		}
+		for _, cn := range cs {
+			if cn.ID == a.InstanceUUID || (a.ConcentratorMAC != "" && strings.EqualFold(cn.MAC, a.ConcentratorMAC)) {
+				tenant = cn.TenantID
+				break
+			}
+		}
+	}
+	if tenant == "" {
+		glog.Warningf("ConcentratorInstanceAdded for unknown CNCI %s (mac %s) ignored", a.InstanceUUID, a.ConcentratorMAC)
+		return nil
+	}
+	old, _ := c.store.CNCI(ctx, tenant)
+	mac := old.MAC
+	if mac == "" {
+		mac = a.ConcentratorMAC
+	}
+	if err := c.store.PutCNCI(ctx, datastore.CNCI{TenantID: tenant, ID: a.InstanceUUID, MAC: mac, IP: a.ConcentratorIP, State: CNCIActive}); err != nil {
+		return fmt.Errorf("store CNCI of %s: %w", tenant, err)
+	}
+	glog.Infof("tenant %s: CNCI %s up at %s", tenant, a.InstanceUUID, a.ConcentratorIP)
+	c.cnci.mu.Lock()
+	if l := c.cnci.byTenant[tenant]; l != nil {
+		c.cnci.finishLocked(l, nil)
+	}
+	c.cnci.mu.Unlock()
+	return nil
+}
+
+// cnciStartFailure handles a StartFailure for a CNCI; it reports whether
+// id was one.
+func (c *Controller) cnciStartFailure(ctx context.Context, id string, reason payloads.StartFailureReason) bool {
+	c.cnci.mu.Lock()
+	l := c.cnci.byID[id]
+	c.cnci.mu.Unlock()
+	tenant := ""
+	if l != nil {
+		tenant = l.tenant
+	} else if cs, err := c.store.CNCIs(ctx); err == nil {
+		for _, cn := range cs {
+			if cn.ID == id {
+				tenant = cn.TenantID
+			}
+		}
+	}
+	if tenant == "" {
+		return false
+	}
+	if err := c.store.DeleteCNCI(ctx, tenant); err != nil && !errors.Is(err, datastore.ErrNotFound) {
+		glog.Errorf("clearing CNCI of %s: %v", tenant, err)
+	}
+	msg := fmt.Sprintf("CNCI Start Failure %s: %s", id, reason.String())
+	glog.Error(msg)
+	c.event(ctx, tenant, datastore.EventError, msg)
+	if l != nil {
+		c.endCNCI(l, fmt.Errorf("failed to launch CNCI for %s: %s: %w", tenant, reason.String(), ErrCNCI))
+	}
+	return true
+}
