@@ -18,7 +18,7 @@ DEVCLUSTER_FLAGS ?=
 # make test's acceptance run uses its own state directory and ports, so a
 # developer's dev cluster survives it.
 CI_STATE ?= /var/lib/ciao-acceptance
-CI_FLAGS ?= -state-dir $(CI_STATE) -scheduler-port 18888 -api-port 18774 -webui-port 13000
+CI_FLAGS ?= -state-dir $(CI_STATE) -scheduler-port 18888 -api-port 18774 -webui-port 13000 -net-prefix ciaoci
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"time"
 )
@@ -16,6 +17,8 @@ const (
 	DefaultAPIPort       = 8774
 	DefaultWebUIPort     = 3000
 )
+
+var netPrefixRE = regexp.MustCompile(`^[a-z][a-z0-9]{0,9}$`)
 
 // ErrConfig: an invalid configuration.
 var ErrConfig = errors.New("devcluster: invalid configuration")
@@ -40,6 +43,9 @@ type Config struct {
 	// Network is "auto" (tenant networking when the controller and the
 	// launcher support it), "on" or "off".
 	Network string
+	// NetPrefix names the network namespaces of tenant networking
+	// (<prefix>-ul, -cn, -nn); two clusters on one machine need two.
+	NetPrefix string
 	// Mode is "auto" (systemd when it runs, else the supervisor),
 	// "systemd" or "supervisor".
 	Mode string
@@ -65,7 +71,7 @@ func NewConfig() Config {
 	wd, _ := os.Getwd()
 	return Config{StateDir: DefaultStateDir, RepoDir: wd, Host: "localhost",
 		SchedulerPort: DefaultSchedulerPort, APIPort: DefaultAPIPort, WebUIPort: DefaultWebUIPort,
-		Network: "auto", Mode: "auto", Accel: "tcg", Deps: true, Launch: true, Timeout: 10 * time.Minute}
+		Network: "auto", NetPrefix: "ciaodev", Mode: "auto", Accel: "tcg", Deps: true, Launch: true, Timeout: 10 * time.Minute}
 }
 
 // Validate checks the configuration without touching anything.
@@ -89,6 +95,8 @@ func (c Config) Validate() error {
 			c.SchedulerPort, c.APIPort, c.WebUIPort)
 	case c.Network != "auto" && c.Network != "on" && c.Network != "off":
 		return fmt.Errorf("%w: network %q: want auto, on or off", ErrConfig, c.Network)
+	case !netPrefixRE.MatchString(c.NetPrefix):
+		return fmt.Errorf("%w: network prefix %q: want 1-10 lower-case letters and digits", ErrConfig, c.NetPrefix)
 	case c.Mode != "auto" && c.Mode != "systemd" && c.Mode != "supervisor":
 		return fmt.Errorf("%w: mode %q: want auto, systemd or supervisor", ErrConfig, c.Mode)
 	case c.Accel != "auto" && c.Accel != "kvm" && c.Accel != "tcg":

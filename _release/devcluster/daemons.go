@@ -82,6 +82,10 @@ func (c Config) Daemons(network bool) []Daemon {
 	ctl.Args = append(ctl.Args, glog...)
 	launcher := func(kind, cert string) Daemon {
 		d := c.LauncherDir(kind)
+		var netArgs []string
+		if network {
+			netArgs = c.networkArgs(kind)
+		}
 		return Daemon{Name: "launcher-" + kind, Path: c.Bin("ciao-launcher"), KeepChildren: true,
 			After: []string{"scheduler"}, Args: append([]string{
 				"-cacert", c.caCert(), "-cert", c.roleCert(cert),
@@ -94,7 +98,7 @@ func (c Config) Daemons(network bool) []Daemon {
 				// of disk and 256 MB of memory stay free.
 				"-disk-low-water", "1000", "-disk-high-water", "2000",
 				"-mem-low-water", "256", "-mem-high-water", "512",
-				"-stats-interval", "2s", "-accel", c.Accel}, glog...)}
+				"-stats-interval", "2s", "-accel", c.Accel}, append(netArgs, glog...)...)}
 	}
 	webui := Daemon{Name: "webui", Path: c.Bin("ciao-webui"), After: []string{"controller"}, Args: append([]string{
 		"-listen", net.JoinHostPort(c.listenHost(), strconv.Itoa(c.WebUIPort)),

@@ -42,6 +42,8 @@ func TestConfigValidate(t *testing.T) {
 		"mode docker":     func(c *Config) { c.Mode = "docker" },
 		"accel xen":       func(c *Config) { c.Accel = "xen" },
 		"no timeout":      func(c *Config) { c.Timeout = 0 },
+		"net prefix":      func(c *Config) { c.NetPrefix = "Ciao-Dev" },
+		"long net prefix": func(c *Config) { c.NetPrefix = "abcdefghijk" },
 	} {
 		t.Run(name, func(t *testing.T) {
 			c := NewConfig()
@@ -90,6 +92,10 @@ func TestDaemonsKeepEverythingInTheStateDir(t *testing.T) {
 	on := c.Daemons(true)
 	if !slices.Contains(on[1].Args, "-network") || !strings.Contains(strings.Join(on[2].Args, " "), "-network=true") {
 		t.Error("networking on is not passed to the controller and launchers")
+	}
+	if argAfter(on[2].Args, "-net-namespace") != "/run/netns/ciaodev-cn" || argAfter(on[3].Args, "-net-namespace") != "/run/netns/ciaodev-nn" ||
+		argAfter(on[3].Args, "-cnci-agent") != c.Bin("ciao-cnci-agent") || argAfter(on[2].Args, "-cnci-agent") != "" {
+		t.Errorf("networking flags: compute %q, network %q", on[2].Args, on[3].Args)
 	}
 }
 
@@ -163,7 +169,7 @@ func TestEnvFileRoundTrip(t *testing.T) {
 
 func TestClusterConfigurationIsValid(t *testing.T) {
 	c := testConfig(t)
-	b, err := c.ClusterConfiguration()
+	b, err := c.ClusterConfiguration(false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,12 @@
 // launches one instance of each workload as the demo tenant through
 // ciao-cli.
 //
+// Tenant networking is on when the controller implements -network
+// (Config.Network "auto"): the nodes' tenant networks then live in network
+// namespaces joined by an underlay bridge (network.go), the network-node
+// launcher runs CNCIs as namespaces with ciao-cnci-agent, and nothing is
+// routed to or from the host's interfaces.
+//
 // The daemons run as systemd units (ciao-dev-*.service, ciao-dev.target)
 // when systemd is the init system, and otherwise under Supervise, run by
 // `ciao-devcluster supervise` in the background: a daemon that exits for

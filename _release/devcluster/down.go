@@ -63,6 +63,9 @@ func Down(ctx context.Context, cfg Config) error {
 			errs = append(errs, err)
 		}
 	}
+	if err := cfg.teardownNetwork(ctx, m.Namespaces); err != nil {
+		errs = append(errs, err)
+	}
 	if err := os.RemoveAll(cfg.StateDir); err != nil {
 		errs = append(errs, err)
 	}
@@ -201,6 +204,7 @@ func Leftovers(cfg Config, m Manifest, instances []string) []string {
 			}
 		}
 	}
+	left = append(left, namespacesLeft(m.Namespaces, instances)...)
 	for _, u := range m.Units {
 		if exists(u) {
 			left = append(left, "unit file "+u)

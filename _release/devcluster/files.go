@@ -141,7 +141,8 @@ func selfSigned(hosts []string) (certPEM, keyPEM []byte, err error) {
 
 // ClusterConfiguration is the configuration.yaml the scheduler hands to
 // every client (tooling.md §4).
-func (c Config) ClusterConfiguration() ([]byte, error) {
+// network selects the underlay as compute and management network.
+func (c Config) ClusterConfiguration(network bool) ([]byte, error) {
 	var conf payloads.Configure
 	conf.InitDefaults()
 	p := &conf.Configure
@@ -157,6 +158,10 @@ func (c Config) ClusterConfiguration() ([]byte, error) {
 	p.Launcher.DiskLimit, p.Launcher.MemoryLimit = false, false
 	p.Launcher.ComputeNetwork = []string{"127.0.0.0/8"}
 	p.Launcher.ManagementNetwork = []string{"127.0.0.0/8"}
+	if network {
+		p.Launcher.ComputeNetwork = []string{underlayNet()}
+		p.Launcher.ManagementNetwork = []string{underlayNet()}
+	}
 	p.IdentityService.URL = c.APIURL()
 	p.ImageService.URL = c.APIURL()
 	return yaml.Marshal(&conf)

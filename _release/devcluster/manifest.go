@@ -19,6 +19,8 @@ type Manifest struct {
 	Network bool `json:"network"`
 	// Units are the systemd unit files written (systemd mode).
 	Units []string `json:"units,omitempty"`
+	// Namespaces are the network namespaces made for tenant networking.
+	Namespaces []string `json:"namespaces,omitempty"`
 	// InterfacesBefore are the host's network interfaces before the first
 	// Up: an interface made by the cluster is one not in this list.
 	InterfacesBefore []string `json:"interfaces_before"`

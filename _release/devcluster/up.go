@@ -80,6 +80,23 @@ func Up(ctx context.Context, cfg Config) (rep Report, err error) {
 		return err
 	})
 	_ = step("build", func() error { return cfg.build(ctx) })
+	_ = step("tenant networking", func() error {
+		supported := cfg.networkSupported(ctx)
+		switch {
+		case cfg.Network == "on" && !supported:
+			return errors.New("-network on: the controller does not implement -network yet")
+		case cfg.Network == "off" || !supported:
+			m.Network = false
+			return nil
+		}
+		m.Network = true
+		names, err := cfg.setupNetwork(ctx)
+		m.Namespaces = names
+		if serr := cfg.saveManifest(m); serr != nil && err == nil {
+			err = serr
+		}
+		return err
+	})
 	var cr Credentials
 	_ = step("certificates, configuration, identities, workloads", func() error {
 		for _, d := range []string{"logs", "controller", "launcher-compute/images", "launcher-network/images"} {
@@ -90,7 +107,7 @@ func Up(ctx context.Context, cfg Config) (rep Report, err error) {
 		if err := cfg.writeCerts(); err != nil {
 			return err
 		}
-		conf, err := cfg.ClusterConfiguration()
+		conf, err := cfg.ClusterConfiguration(m.Network)
 		if err != nil {
 			return err
 		}
@@ -123,7 +140,6 @@ func Up(ctx context.Context, cfg Config) (rep Report, err error) {
 	if err != nil {
 		return rep, err
 	}
-	m.Network = cfg.networkOn(ctx)
 	m.Daemons = cfg.Daemons(m.Network)
 	m.ReadyAddr = map[string]string{
 		"scheduler":  net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.SchedulerPort)),
@@ -223,7 +239,8 @@ func (c Config) vmImage(ctx context.Context) (string, error) {
 }
 
 // Commands built into <state>/bin.
-var commands = []string{"./ciao-scheduler", "./ciao-controller", "./ciao-launcher", "./ciao-cli", "./ciao-webui", "./_release/cmd/ciao-devcluster"}
+var commands = []string{"./ciao-scheduler", "./ciao-controller", "./ciao-launcher", "./ciao-cli", "./ciao-webui",
+	"./networking/ciao-cnci-agent", "./_release/cmd/ciao-devcluster"}
 
 // build compiles the daemons, the CLI and this tool into <state>/bin. A
 // running binary is replaced by a rename, so running daemons keep theirs
@@ -249,15 +266,9 @@ func (c Config) createUser(ctx context.Context, user, password, project, role st
 	return nil
 }
 
-// networkOn resolves Config.Network: "auto" turns tenant networking on
-// only when the controller's -network flag is implemented.
-func (c Config) networkOn(ctx context.Context) bool {
-	switch c.Network {
-	case "on":
-		return true
-	case "off":
-		return false
-	}
+// networkSupported reports whether the controller implements -network
+// (its -help does not say "not implemented").
+func (c Config) networkSupported(ctx context.Context) bool {
 	out, _ := exec.CommandContext(ctx, c.Bin("ciao-controller"), "-help").CombinedOutput()
 	for _, line := range strings.Split(string(out), "\n") {
 		if strings.HasPrefix(strings.TrimSpace(line), "-network") {

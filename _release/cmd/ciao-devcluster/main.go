@@ -63,6 +63,7 @@ func parseFlags(args []string, stderr io.Writer) (string, devcluster.Config, err
 	fs.IntVar(&cfg.APIPort, "api-port", cfg.APIPort, "controller compute API and identity port")
 	fs.IntVar(&cfg.WebUIPort, "webui-port", cfg.WebUIPort, "web UI HTTPS port")
 	fs.StringVar(&cfg.Network, "network", cfg.Network, "tenant networking: auto (on when the daemons support it), on or off")
+	fs.StringVar(&cfg.NetPrefix, "net-prefix", cfg.NetPrefix, "name prefix of the tenant networking namespaces")
 	fs.StringVar(&cfg.Mode, "mode", cfg.Mode, "how daemons run: auto (systemd units when systemd runs, else the supervisor), systemd or supervisor")
 	fs.StringVar(&cfg.Accel, "accel", cfg.Accel, "VM accelerator of the compute launcher: tcg, auto or kvm")
 	fs.BoolVar(&cfg.Deps, "deps", cfg.Deps, "install missing OS packages, start Docker, import the busybox image")
