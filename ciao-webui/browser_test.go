@@ -251,7 +251,9 @@ func TestBrowser(t *testing.T) {
 
 	// A phone-width view of the list.
 	p.do("phone width", chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2), chromedp.EmulateMobile),
-		chromedp.Navigate(c.webURL+"/#/instances"), waitJS(`document.querySelectorAll("#instance-rows tr[data-status=active]").length === 2`))
+		waitJS(`document.querySelector("#chart-cpu canvas").clientWidth < 390`))
+	p.shot("instance-phone")
+	p.do("list at phone width", chromedp.Navigate(c.webURL+"/#/instances"), waitJS(`document.querySelectorAll("#instance-rows tr[data-status=active]").length === 2`))
 	p.shot("instances-phone")
 	p.do("laptop width", chromedp.EmulateViewport(1280, 900))
 

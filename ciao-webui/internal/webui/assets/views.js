@@ -252,7 +252,7 @@ export function instance(main, id) {
       }
     }
     const ev = await api("GET", tenant() + "/events", undefined, "Loading events");
-    const mine = (ev.events || []).filter((e) => e.message.includes(id));
+    const mine = (ev.events || []).filter((e) => e.message.includes(id)).reverse(); // newest first
     events.replaceChildren(...(mine.length ? mine.map((e) => el("tr", {}, el("td", {}, fmtTime(e.time_stamp)), el("td", {}, e.type), el("td", {}, e.message)))
       : [el("tr", {}, el("td", { colspan: 3, class: "empty" }, "No events for this instance."))]));
   };
