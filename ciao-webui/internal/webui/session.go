@@ -135,7 +135,7 @@ func (s *Server) issue(ctx context.Context, body any) (string, Session, error) {
 	if err := s.identityCall(ctx, http.MethodPost, "/auth/tokens", "", "", b, &tr, &hdr); err != nil {
 		var ae *apiError
 		if errors.As(err, &ae) && ae.code == http.StatusUnauthorized {
-			ae.msg = "Sign-in refused: the user name, password or project is wrong (" + ae.msg + ")."
+			ae.msg = "Sign-in refused: the user name, password or project is wrong. The identity service said: " + ae.msg
 		}
 		return "", Session{}, err
 	}
