@@ -188,6 +188,7 @@ func run(ctx context.Context, cfg config) (err error) {
 	if err != nil {
 		return fmt.Errorf("open datastore: %w", err)
 	}
+	met.SetInstanceStates(store.InstanceStates)
 	defer func() {
 		if cerr := store.Close(); cerr != nil && err == nil {
 			err = fmt.Errorf("close datastore: %w", cerr)

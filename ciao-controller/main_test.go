@@ -119,6 +119,9 @@ func TestEndToEnd(t *testing.T) {
 	}
 	addr := make(chan net.Addr, 1)
 	cfg.onListen = func(a net.Addr) { addr <- a }
+	cfg.MetricsAddr = "127.0.0.1:0"
+	metricsAddr := make(chan net.Addr, 1)
+	cfg.onMetrics = func(a net.Addr) { metricsAddr <- a }
 	ctx, cancel := context.WithCancel(context.Background())
 	ran := make(chan error, 1)
 	go func() { ran <- run(ctx, cfg) }()
@@ -207,6 +210,35 @@ func TestEndToEnd(t *testing.T) {
 	}
 	if total != 4 {
 		t.Errorf("agents run %d instances, want 4", total)
+	}
+
+	// The metrics saw all of it.
+	resp, err := http.Get("http://" + (<-metricsAddr).String() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`ciao_controller_http_requests_total{code="202",method="POST",route="/v2.1/{tenant}/servers"} 1`,
+		`ciao_controller_http_requests_total{code="403",method="POST",route="/v2.1/{tenant}/servers"} 1`,
+		`ciao_controller_http_requests_total{code="204",method="DELETE",route="/v2.1/{tenant}/servers/{server}"} 1`,
+		`ciao_controller_http_request_duration_seconds_count{method="GET",route="/v2.1/{tenant}/servers/detail"}`,
+		`ciao_controller_launches_total{result="started"} 5`,
+		`ciao_controller_launches_total{result="refused"} 2`,
+		`ciao_controller_ssntp_frames_received_total{kind="command",operand="STATISTICS"}`,
+		`ciao_controller_ssntp_frames_received_total{kind="event",operand="Instance Deleted"} 1`,
+		`ciao_controller_stats_instances_total`,
+		`ciao_controller_instances{state="active"} 4`,
+		`ciao_controller_datastore_duration_seconds_count{op="commit"}`,
+		`go_goroutines`,
+	} {
+		if !strings.Contains(string(m), want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if t.Failed() {
+		t.Logf("metrics:\n%s", m)
 	}
 }
 

@@ -13,8 +13,10 @@
 //
 // Status codes: 400 malformed JSON or bad counts, 401 missing/refused
 // token, 403 over quota or another tenant's server, 404 unknown server or
-// flavor, 413 oversized body, 500 precondition failures (§4.8) and
-// internal errors, 503 unsupported action or scheduler unavailable.
+// flavor (or path), 405 a known path asked with a method none of its
+// routes takes (with an Allow header), 413 oversized body, 500
+// precondition failures (§4.8) and internal errors, 503 unsupported
+// action, scheduler unavailable or tenant CNCI not up.
 package api
 
 import (
@@ -79,6 +81,15 @@ type server struct {
 
 // New returns the API handler.
 func New(cfg Config) (http.Handler, error) {
+	r, err := newRouter(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return instrument(cfg.Metrics, r), nil
+}
+
+// newRouter builds the routes (New without the metrics).
+func newRouter(cfg Config) (*mux.Router, error) {
 	if cfg.MaxBody == 0 {
 		cfg.MaxBody = DefaultMaxBody
 	}
@@ -88,6 +99,7 @@ func New(cfg Config) (http.Handler, error) {
 	s := &server{cfg: cfg}
 	r := mux.NewRouter()
 	r.Use(routeName)
+	r.MethodNotAllowedHandler = methodNotAllowed(r)
 	tenant := func(path, method string, h http.HandlerFunc) {
 		r.Handle(path, s.auth(false, h)).Methods(method)
 	}
@@ -127,7 +139,7 @@ func New(cfg Config) (http.Handler, error) {
 	if cfg.Images != nil {
 		cfg.Images.Register(r, s.imageAuth)
 	}
-	return instrument(cfg.Metrics, r), nil
+	return r, nil
 }
 
 // auth checks the token (§3.3) and bounds the body before h runs.

@@ -666,3 +666,14 @@ func (s *SQLite) DeleteInstance(ctx context.Context, id string) (Instance, error
 	}, nil)
 	return in, err
 }
+
+// InstanceStates counts the instances by state (for the metrics).
+func (s *SQLite) InstanceStates() map[string]int {
+	s.st.mu.RLock()
+	defer s.st.mu.RUnlock()
+	out := map[string]int{}
+	for _, in := range s.st.instances {
+		out[in.State]++
+	}
+	return out
+}
