@@ -379,7 +379,7 @@ func TestQuotas(t *testing.T) {
 func TestCNCIUp(t *testing.T) {
 	c := setup(t)
 	if !c.manifest.Network {
-		t.Skip("tenant networking is off in this cluster (the controller's -network is not implemented yet), so there is no CNCI")
+		t.Skipf("tenant networking is off in this cluster (%s), so there is no CNCI", c.manifest.NetworkWhyOff)
 	}
 	c.launch(t, devcluster.WorkloadContainer, 1)
 	demo := tenantID(t, c.demo)

@@ -59,7 +59,7 @@ func Down(ctx context.Context, cfg Config) error {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
 	for _, kind := range []string{ComputeNode, NetworkNode} {
-		if err := cfg.hardReset(ctx, kind); err != nil {
+		if err := cfg.hardReset(ctx, m, kind); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -109,8 +109,10 @@ func (c Config) stopSupervisor() error {
 	return nil
 }
 
-// hardReset deletes every instance of one launcher.
-func (c Config) hardReset(ctx context.Context, kind string) error {
+// hardReset deletes every instance of one launcher: the launcher's own
+// command line (from the manifest, so that a network node has its CNCI
+// driver) with -hard-reset.
+func (c Config) hardReset(ctx context.Context, m Manifest, kind string) error {
 	d := c.LauncherDir(kind)
 	if !exists(filepath.Join(d, "instances")) {
 		return nil
@@ -119,11 +121,16 @@ func (c Config) hardReset(ctx context.Context, kind string) error {
 	if !exists(bin) {
 		return fmt.Errorf("launcher-%s: %s is missing; cannot delete its instances", kind, bin)
 	}
+	args := []string{"-state-dir", d + "/instances", "-uuid-dir", d + "/uuid", "-lock-file", d + "/lock",
+		"-maintenance-file", d + "/maintenance", "-image-dir", d + "/images", "-osprepare=false", "-logtostderr"}
+	for _, dm := range m.Daemons {
+		if dm.Name == "launcher-"+kind {
+			args = append([]string{}, dm.Args...)
+		}
+	}
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, bin, "-hard-reset", "-state-dir", d+"/instances", "-uuid-dir", d+"/uuid",
-		"-lock-file", d+"/lock", "-maintenance-file", d+"/maintenance", "-image-dir", d+"/images",
-		"-osprepare=false", "-logtostderr").CombinedOutput()
+	out, err := exec.CommandContext(ctx, bin, append(args, "-hard-reset")...).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("launcher-%s -hard-reset: %w\n%s", kind, err, tail(string(out), 20))
 	}

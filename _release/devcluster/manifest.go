@@ -15,8 +15,10 @@ type Manifest struct {
 	Created time.Time `json:"created"`
 	// Mode is "systemd" or "supervisor".
 	Mode string `json:"mode"`
-	// Network says whether tenant networking is on.
-	Network bool `json:"network"`
+	// Network says whether tenant networking is on, NetworkWhyOff why
+	// not.
+	Network       bool   `json:"network"`
+	NetworkWhyOff string `json:"network_why_off,omitempty"`
 	// Units are the systemd unit files written (systemd mode).
 	Units []string `json:"units,omitempty"`
 	// Namespaces are the network namespaces made for tenant networking.

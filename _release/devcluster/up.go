@@ -19,11 +19,12 @@ import (
 
 // Report is what Up made and measured.
 type Report struct {
-	Mode      string
-	Network   bool
-	Instances map[string]string // workload id → instance id
-	Elapsed   time.Duration
-	Steps     []Step
+	Mode          string
+	Network       bool
+	NetworkWhyOff string
+	Instances     map[string]string // workload id → instance id
+	Elapsed       time.Duration
+	Steps         []Step
 }
 
 // Step is one timed phase of Up.
@@ -86,7 +87,15 @@ func Up(ctx context.Context, cfg Config) (rep Report, err error) {
 		case cfg.Network == "on" && !supported:
 			return errors.New("-network on: the controller does not implement -network yet")
 		case cfg.Network == "off" || !supported:
-			m.Network = false
+			m.Network, m.NetworkWhyOff = false, "the controller does not implement -network yet"
+			if cfg.Network == "off" {
+				m.NetworkWhyOff = "-network off"
+			}
+			return nil
+		case cfg.Network == "auto" && !exists("/dev/vhost-net"):
+			// The launcher's QEMU driver always asks for vhost on a
+			// tenant VNIC, so a VM cannot start without /dev/vhost-net.
+			m.Network, m.NetworkWhyOff = false, "this host has no /dev/vhost-net, which the launcher's VMs need with tenant networking (-network on to force it)"
 			return nil
 		}
 		m.Network = true
@@ -151,7 +160,7 @@ func Up(ctx context.Context, cfg Config) (rep Report, err error) {
 	} else {
 		m.Mode = "supervisor"
 	}
-	rep.Mode, rep.Network = m.Mode, m.Network
+	rep.Mode, rep.Network, rep.NetworkWhyOff = m.Mode, m.Network, m.NetworkWhyOff
 	if e := cfg.saveManifest(m); e != nil {
 		return rep, e
 	}

@@ -128,7 +128,7 @@ func run(ctx context.Context, cmd string, cfg devcluster.Config, stdout io.Write
 }
 
 func printUsage(w io.Writer, cfg devcluster.Config, rep devcluster.Report) {
-	net := "off (the controller does not implement -network yet)"
+	net := "off: " + rep.NetworkWhyOff
 	if rep.Network {
 		net = "on"
 	}
