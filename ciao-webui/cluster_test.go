@@ -52,7 +52,17 @@ var (
 	buildErr  error
 )
 
-// buildBinaries builds the four daemons once per test process.
+// TestMain removes the binaries that buildBinaries made.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		_ = os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+// buildBinaries builds the four daemons once per test process; TestMain
+// removes them.
 func buildBinaries(tb testing.TB) string {
 	tb.Helper()
 	buildOnce.Do(func() {
