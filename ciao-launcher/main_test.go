@@ -65,7 +65,8 @@ func TestFlags(t *testing.T) {
 		cfg.CNCI.Pool.String() != "10.0.0.200/29" || cfg.CNCI.Prefix != 24 {
 		t.Errorf("networking flags: %+v, %v", cfg, err)
 	}
-	for _, bad := range [][]string{{"-tunnel", "ipip"}, {"-compute-ip", "nope"}, {"-cnci-ips", "10.0.0.0/33"}} {
+	for _, bad := range [][]string{{"-tunnel", "ipip"}, {"-compute-ip", "nope"}, {"-cnci-ips", "10.0.0.0/33"},
+		{"-cnci-agent", "/bin/agent"}, {"-cnci-agent", "/bin/agent", "-cnci-cert", "c"}} {
 		if _, _, err := parseFlags(flag.NewFlagSet("t", flag.ContinueOnError), append([]string{"-cacert", "c", "-cert", "c"}, bad...)); err == nil {
 			t.Errorf("%v accepted", bad)
 		}

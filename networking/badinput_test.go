@@ -314,3 +314,21 @@ func TestCnciVnicMacvtap(t *testing.T) {
 		t.Fatalf("left %v", ls)
 	}
 }
+
+// TestRebuildRemovesHalfMadeSubnets: a bridge left without its tunnel (an
+// agent that died creating it) and a tunnel without its bridge are
+// removed when the node is rebuilt; a complete subnet stays.
+func TestRebuildRemovesHalfMadeSubnets(t *testing.T) {
+	requireNetAdmin(t)
+	ul := nettest.NewUnderlay(t)
+	node, _ := ul.Attach(t, "cn")
+	node.MustRun(t, "ip", "link", "add", "sbr_dead", "type", "bridge")
+	node.MustRun(t, "ip", "link", "set", "sbr_dead", "alias", "br_t_172.16.3.0/24_c_10.77.0.50")
+	node.MustRun(t, "ip", "link", "add", "sgt_dead", "type", "vxlan", "id", "200620", "dstport", "4789")
+	node.MustRun(t, "ip", "link", "set", "sgt_dead", "alias", "gre_t_172.16.4.0/24_c_10.77.0.50")
+	cn := newTestCN(t, node)
+	defer cn.Close()
+	if l := node.CiaoLinks(t); len(l) != 0 || cn.Subnets() != 0 {
+		t.Fatalf("left %v, %d subnets", l, cn.Subnets())
+	}
+}

@@ -212,11 +212,24 @@ func (cn *ComputeNode) rebuild() error {
 		}
 	}
 	for alias, b := range cn.bridges {
-		t, ok := tunnels[aliasTunnel+strings.TrimPrefix(alias, aliasBridge)]
+		tAlias := aliasTunnel + strings.TrimPrefix(alias, aliasBridge)
+		t, ok := tunnels[tAlias]
 		if !ok {
-			return fmt.Errorf("networking: rebuild: bridge %s (%s) has no tunnel", b.bridge.name, alias)
+			if cn.referenced(alias, vnics) {
+				return fmt.Errorf("networking: rebuild: bridge %s (%s) has no tunnel", b.bridge.name, alias)
+			}
+			// Half-made by a process that died creating it: remove.
+			cn.log.Warningf("networking: rebuild: removing bridge %s (%s), left without tunnel or VNICs", b.bridge.name, alias)
+			_ = cn.space.deleteLink(b.bridge)
+			delete(cn.bridges, alias)
+			continue
 		}
 		b.tunnel = t
+		delete(tunnels, tAlias)
+	}
+	for alias, t := range tunnels {
+		cn.log.Warningf("networking: rebuild: removing tunnel %s (%s), left without its bridge", t.name, alias)
+		_ = cn.space.deleteLink(t)
 	}
 	for _, l := range vnics {
 		a := l.Attrs()
@@ -233,6 +246,16 @@ func (cn *ComputeNode) rebuild() error {
 	}
 	cn.log.Infof("networking: compute node %v: %d subnets, %d VNICs rebuilt from link aliases", cn.local.IP, len(cn.bridges), len(cn.vnics))
 	return nil
+}
+
+// referenced says whether a VNIC link's alias points at bridge alias.
+func (cn *ComputeNode) referenced(bridgeAlias string, vnics []netlink.Link) bool {
+	for _, l := range vnics {
+		if aliasBridge+vnicAliasTopology(l.Attrs().Alias) == bridgeAlias {
+			return true
+		}
+	}
+	return false
 }
 
 // CreateVnic creates the VNIC of an instance, and the subnet's bridge and

@@ -144,6 +144,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: intervals must be positive", ErrConfig)
 	case c.MemLowWaterMB > c.MemHighWaterMB || c.DiskLowWaterMB > c.DiskHighWaterMB:
 		return fmt.Errorf("%w: a low water mark is above its high water mark", ErrConfig)
+	case c.CNCI.Agent != "" && (c.CNCI.Cert == "" || c.CNCI.Pool.IP.To4() == nil):
+		return fmt.Errorf("%w: namespace CNCIs (-cnci-agent) need -cnci-cert and an IPv4 -cnci-ips block", ErrConfig)
+	case c.CNCI.Agent != "" && (c.CNCI.Prefix < 1 || c.CNCI.Prefix > 30):
+		return fmt.Errorf("%w: -cnci-prefix %d", ErrConfig, c.CNCI.Prefix)
 	}
 	return nil
 }
