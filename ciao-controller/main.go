@@ -58,6 +58,8 @@ type config struct {
 	ComputePort     int
 	Database        string
 	ImageDir        string         // image API data ("" = off; images.go)
+	TablesPath      string         // workload CSVs ("" = WorkloadsPath; both "" = compiled-in workloads)
+	WorkloadsPath   string         // cloud-init files ("" = TablesPath)
 	Network         bool           // tenant networking: one CNCI per tenant
 	CNCITimeout     time.Duration  // wait for a tenant's CNCI
 	TokensFile      string         // static tokens
@@ -120,6 +122,8 @@ func parseFlags(fs *flag.FlagSet, args []string) (config, error) {
 	fs.IntVar(&c.ComputePort, "compute-port", c.ComputePort, "compute API port")
 	fs.StringVar(&c.Database, "database", c.Database, "SQLite database file")
 	fs.StringVar(&c.Database, "database_path", c.Database, "alias of -database (2016 name)")
+	fs.StringVar(&c.TablesPath, "tables_init_path", "", "directory of workload_template.csv, workload_resources.csv and (optional) resources.csv, seeded at start (default: -workloads_path; with neither, the five compiled-in workloads)")
+	fs.StringVar(&c.WorkloadsPath, "workloads_path", "", "directory of the workloads' cloud-init files (default: -tables_init_path)")
 	fs.BoolVar(&c.Network, "network", false, "tenant networking: each tenant's first request starts its CNCI (the internal CNCI workload, on a network node) and waits for it")
 	fs.DurationVar(&c.CNCITimeout, "cnci-timeout", c.CNCITimeout, "with -network: how long a request waits for a tenant's new CNCI to announce itself before failing (503) with an error event")
 	fs.StringVar(&c.TokensFile, "tokens", "", "static token file: lines 'token project-id project-name role[,role...]'")
@@ -195,7 +199,7 @@ func run(ctx context.Context, cfg config) (err error) {
 		}
 		glog.Info("datastore closed")
 	}()
-	if err := controller.SeedWorkloads(ctx, store); err != nil {
+	if err := seedWorkloads(ctx, cfg, store); err != nil {
 		return err
 	}
 	if cfg.seed != nil {
@@ -271,6 +275,22 @@ func run(ctx context.Context, cfg config) (err error) {
 	}
 	<-served
 	return ctx.Err()
+}
+
+// seedWorkloads stores the workloads of the definition files, or the
+// compiled-in ones when no directory is given.
+func seedWorkloads(ctx context.Context, cfg config, store datastore.Store) error {
+	tables, yamls := cfg.TablesPath, cfg.WorkloadsPath
+	if tables == "" && yamls == "" {
+		return controller.SeedWorkloads(ctx, store)
+	}
+	if tables == "" {
+		tables = yamls
+	}
+	if yamls == "" {
+		yamls = tables
+	}
+	return controller.SeedWorkloadFiles(ctx, store, tables, yamls)
 }
 
 // serveMetrics starts the metrics listener; the returned func stops it.

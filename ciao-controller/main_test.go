@@ -278,3 +278,18 @@ func freePort(t *testing.T) int {
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
 }
+
+// TestRunRefusesBadWorkloadFiles: a broken workload definition stops the
+// daemon at start with the file and line in the error.
+func TestRunRefusesBadWorkloadFiles(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "workload_template.csv"), []byte("# header\nid1, D, test.yaml, efi, kvm, img, \"\", 0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := newConfig()
+	cfg.PlainHTTP, cfg.Database, cfg.TablesPath = true, filepath.Join(dir, "c.db"), dir
+	err := run(context.Background(), cfg)
+	if err == nil || !strings.Contains(err.Error(), "workload_template.csv:2: vm_type \"kvm\"") {
+		t.Fatalf("run = %v, want the bad line named", err)
+	}
+}
