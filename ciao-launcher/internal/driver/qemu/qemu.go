@@ -40,7 +40,8 @@
 // # Networking
 //
 // A VM whose START carries tenant networking is attached to the tap VNIC
-// the launcher made for it (Spec.Vnic, guest MAC Spec.VnicMAC, vhost on);
+// the launcher made for it (Spec.Vnic, guest MAC Spec.VnicMAC, vhost on
+// where /dev/vhost-net exists);
 // a CNCI VM on a network node to its macvtap, opened four times
 // (Spec.VnicTapDevice, multi-queue); any other VM gets QEMU user-mode
 // networking, as with -network=false.
@@ -186,6 +187,15 @@ func (glogger) Infof(f string, a ...any)    { glog.V(2).Infof("qemu: "+f, a...) 
 func (glogger) Warningf(f string, a ...any) { glog.Warningf("qemu: "+f, a...) }
 func (glogger) Errorf(f string, a ...any)   { glog.Errorf("qemu: "+f, a...) }
 
+// vhostNet says whether the kernel's vhost-net accelerator is there: the
+// 2016 launcher always asked for vhost=on, which QEMU refuses to start
+// without /dev/vhost-net (containers, some CI hosts). Without it the tap
+// works in userspace, slower.
+func vhostNet() bool {
+	_, err := os.Stat("/dev/vhost-net")
+	return err == nil
+}
+
 // metaData is the ConfigDrive meta_data.json: the START's document, or the
 // 2016 default naming the instance.
 func metaData(spec driver.Spec) []byte {
@@ -218,7 +228,7 @@ func (d *Driver) vmConfig(spec driver.Spec, img bootImage, accel qemulib.Accel) 
 		NetDevs:      []qemulib.NetDev{{Kind: qemulib.NetUser}},
 	}
 	if spec.Vnic != "" {
-		c.NetDevs = []qemulib.NetDev{{Kind: qemulib.NetTap, IFName: spec.Vnic, MAC: spec.VnicMAC, VHost: true}}
+		c.NetDevs = []qemulib.NetDev{{Kind: qemulib.NetTap, IFName: spec.Vnic, MAC: spec.VnicMAC, VHost: vhostNet()}}
 	}
 	if img.Disk != "" {
 		c.Drives = append(c.Drives, qemulib.RootDisk(p.overlay))
@@ -339,7 +349,7 @@ func (d *Driver) launch(ctx context.Context, spec driver.Spec, img bootImage, ac
 			}
 			fds = append(fds, f)
 		}
-		c.NetDevs = []qemulib.NetDev{{Kind: qemulib.NetTapFDs, ID: spec.Vnic, MAC: spec.VnicMAC, VHost: true, FDs: fds}}
+		c.NetDevs = []qemulib.NetDev{{Kind: qemulib.NetTapFDs, ID: spec.Vnic, MAC: spec.VnicMAC, VHost: vhostNet(), FDs: fds}}
 	}
 	if _, err := qemulib.LaunchConfig(ctx, c, glogger{}); err != nil {
 		return driver.Handle{}, fmt.Errorf("%w: %v", driver.ErrLaunch, err)

@@ -239,3 +239,26 @@ func TestWatchProgress(t *testing.T) {
 		t.Errorf("cancelled watch: %v", err)
 	}
 }
+
+// TestVMConfigTenantVnic: a VM with a tenant VNIC is attached to its tap
+// with the START's MAC instead of user-mode networking.
+func TestVMConfigTenantVnic(t *testing.T) {
+	d := New(Config{Firmware: "/nonexistent/OVMF.fd"})
+	spec := driver.Spec{InstanceUUID: testInstance, Dir: "/i/1", Image: testImage, Network: true,
+		Vnic: "svn_1a2b", VnicMAC: "02:00:ac:10:00:02"}
+	c := d.vmConfig(spec, bootImage{Kernel: "/img/k"}, qemulib.AccelTCG)
+	args, _, err := c.Args()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(args, " ")
+	vhost := ""
+	if vhostNet() {
+		vhost = ",vhost=on"
+	}
+	want := "-netdev type=tap,ifname=svn_1a2b,script=no,downscript=no,id=svn_1a2b" + vhost +
+		" -device driver=virtio-net-pci,netdev=svn_1a2b,mac=02:00:ac:10:00:02"
+	if !strings.Contains(got, want) || strings.Contains(got, "-net user") {
+		t.Errorf("args %s\nwant them to contain %s and no user networking", got, want)
+	}
+}
