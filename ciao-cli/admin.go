@@ -16,7 +16,8 @@ const nodeData = `[]client.Node for -compute, []client.CNCI for -cnci:
 	TotalRunningInstances, TotalPendingInstances, TotalPausedInstances int
 	CNCI: ID, TenantID, IPv4, Geography string; Subnets []{Subnet string}
 
-Helpers: tojson, filter, select.
+Helpers: tojson, filter, filterContains, filterHasPrefix, filterHasSuffix,
+filterFolded, filterRegexp, select, head, tail, rows, sort (see instance list -help).
 `
 
 func nodeCommand() command {

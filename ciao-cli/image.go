@@ -19,7 +19,8 @@ const imageData = `client.Image ([]client.Image for list):
 	ContainerFormat, DiskFormat, Checksum *string; SizeBytes *int64 (nil: unknown)
 	MinDiskGigabytes, MinRAMMegabytes int; Protected bool; Tags []string
 
-Helpers: tojson, filter, select.
+Helpers: tojson, filter, filterContains, filterHasPrefix, filterHasSuffix,
+filterFolded, filterRegexp, select, head, tail, rows, sort (see instance list -help).
 `
 
 func imageCommand() command {

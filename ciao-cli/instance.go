@@ -23,7 +23,10 @@ Timestamp time.Time; VCPUUsage, MemUsage, DiskUsage int}):
 	ID, Name, Status, TenantID, SSHIP string; SSHPort int
 	and the other OpenStack server fields (KeyName, AccessIPv4, Updated, ...)
 
-Helpers: tojson, filter <slice> "<Field.Path>" "<value>", select <slice> "<Field>".
+Helpers: tojson <v>; filter, filterContains, filterHasPrefix, filterHasSuffix,
+filterFolded, filterRegexp <slice> "<Field.Path>" "<value>" (keep the matching
+elements); select <slice> "<Field>" (one line per element); head <slice> [n],
+tail <slice> [n], rows <slice> <i>..., sort <slice> "<Field>" ["dsc"].
 `
 
 func instanceCommand() command {

@@ -210,6 +210,13 @@ func TestTemplates(t *testing.T) {
 			"172.16.0.2 02:00:ac:10:00:02 e35ed972-c46c-4aad-a1e7-ef103ae079a2 df3768da-31f5-4ba6-82f0-127a1a705169 4cb19522-1e18-439a-883a-f9b2a3a95f5e"},
 		{`{{len (filter . "Status" "pending")}}`, servers, "1"},
 		{`{{select . "ID"}}`, fl, "w1\nw2\n"},
+		{`{{select (filterContains . "Name" "Cloud") "ID"}}`, fl, "w1\nw2\n"},
+		{`{{select (filterHasPrefix . "Name" "Clear") "ID"}}`, fl, "w2\n"},
+		{`{{select (filterHasSuffix . "Name" "23 Cloud") "ID"}}`, fl, "w1\n"},
+		{`{{select (filterFolded . "Name" "CLEAR CLOUD") "ID"}}`, fl, "w2\n"},
+		{`{{select (filterRegexp . "Name" "^F.*[0-9]") "ID"}}`, fl, "w1\n"},
+		{`{{select (head .) "ID"}}{{select (tail . 5) "ID"}}{{select (rows . 1 7) "ID"}}`, fl, "w1\nw1\nw2\nw2\n"},
+		{`{{select (sort . "Vcpus") "ID"}}{{select (sort . "Name" "dsc") "ID"}}`, fl, "w2\nw1\nw1\nw2\n"},
 		{`{{tojson (index . 1)}}`, []client.Tenant{{}, {ID: "a", Name: "b"}}, "{\n\t\"id\": \"a\",\n\t\"name\": \"b\"\n}"},
 		// Go BAT templates of cli.md §10.3 over the admin records.
 		{`{ {{- range $i, $c := .}}{{if $i}},{{end}}"{{$c.ID | js}}":{"tenant_id":"{{$c.TenantID | js}}","ip":"{{$c.IPv4 | js}}","geo":"{{$c.Geography | js}}","subnets":[{{range $j, $s := $c.Subnets}}{{if $j}},{{end}}"{{$s.Subnet | js}}"{{end}}]}{{end -}} }`,
@@ -236,7 +243,7 @@ func TestTemplates(t *testing.T) {
 			t.Errorf("%s:\n got %q\nwant %q", tc.format, b.String(), tc.want)
 		}
 	}
-	for _, bad := range []string{`{{.Status`, `{{.NoSuchField}}`} {
+	for _, bad := range []string{`{{.Status`, `{{.NoSuchField}}`, `{{filterRegexp . "ID" "("}}`, `{{head .}}`} {
 		var b bytes.Buffer
 		if err := render(&b, bad, srv1); err == nil || b.Len() != 0 {
 			t.Errorf("%s: err = %v, output %q", bad, err, b.String())

@@ -17,7 +17,8 @@ func workloadCommand() command {
 	ID, Name, Disk (the image UUID), Swap string; RAM, Vcpus, OSFLVEXTDATAEphemeral int
 	OSFLVDISABLEDDisabled, OsFlavorAccessIsPublic bool; Links []any
 
-Helpers: tojson, filter, select.
+Helpers: tojson, filter, filterContains, filterHasPrefix, filterHasSuffix,
+filterFolded, filterRegexp, select, head, tail, rows, sort (see instance list -help).
 `},
 	}}
 }
@@ -54,7 +55,8 @@ func eventCommand() command {
 
 	Timestamp time.Time; TenantID, EventType, Message string
 
-Helpers: tojson, filter, select.
+Helpers: tojson, filter, filterContains, filterHasPrefix, filterHasSuffix,
+filterFolded, filterRegexp, select, head, tail, rows, sort (see instance list -help).
 `},
 		{name: "delete", desc: "Deletes all events (admin)", setup: eventDelete},
 	}}
@@ -113,7 +115,8 @@ func tenantCommand() command {
 
 with -resources a []client.Usage {VCPU, Memory, Disk int; Timestamp time.Time}
 
-Helpers: tojson, filter, select.
+Helpers: tojson, filter, filterContains, filterHasPrefix, filterHasSuffix,
+filterFolded, filterRegexp, select, head, tail, rows, sort (see instance list -help).
 `},
 	}}
 }

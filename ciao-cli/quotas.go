@@ -10,7 +10,8 @@ import (
 
 const quotaData = `[]client.NamedQuota {Name, Value, Usage string} ("unlimited" = no limit)
 
-Helpers: tojson, filter, select.
+Helpers: tojson, filter, filterContains, filterHasPrefix, filterHasSuffix,
+filterFolded, filterRegexp, select, head, tail, rows, sort (see instance list -help).
 `
 
 // quotasCommand is the 2017 quotas command (cli.md §10.4, §11).
