@@ -43,6 +43,7 @@ type options struct {
 	pprof                bool
 	label                string
 	launcherNice         int
+	agents               string
 }
 
 func main() {
@@ -57,8 +58,13 @@ func main() {
 	flag.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up after this long")
 	flag.IntVar(&o.launcherNice, "launcher-nice", 0, "run the launchers at this nice value (1-19) so they stand for launchers on other machines and do not take the controller's CPU; 0 = same priority")
 	flag.StringVar(&o.label, "label", "", "server name of the creates, which turns on START path tracing (and a TraceReport per instance)")
+	flag.StringVar(&o.agents, "agents", "process", "what stands for the launchers: process (ciao-launcher -simulation processes) or light (in-process SSNTP agents that take every START and report it active: measures the controller, not the launchers)")
 	flag.BoolVar(&o.pprof, "pprof", false, "serve the controller's metrics and profiler on a free port (printed at setup)")
 	flag.Parse()
+	if o.agents != "process" && o.agents != "light" {
+		fmt.Fprintln(os.Stderr, "controller-bench: -agents must be process or light")
+		os.Exit(2)
+	}
 	if o.launcherNice < 0 || o.launcherNice > 19 {
 		fmt.Fprintln(os.Stderr, "controller-bench: -launcher-nice must be 0..19")
 		os.Exit(2)
@@ -154,7 +160,14 @@ func run(ctx context.Context, o options) (err error) {
 		return fmt.Errorf("controller: %w", err)
 	}
 	var ls []*proc
-	for i := 0; i < o.launchers; i++ {
+	if o.agents == "light" {
+		la, err := startLightAgents(ctx, o.launchers, files.ca, files.agent, schedPort, o.statsInterval)
+		if err != nil {
+			return err
+		}
+		defer la.close()
+	}
+	for i := 0; i < o.launchers && o.agents == "process"; i++ {
 		ld := filepath.Join(dir, fmt.Sprintf("launcher%03d", i))
 		bin, pre := bins["ciao-launcher"], []string(nil)
 		if o.launcherNice > 0 {
@@ -178,7 +191,7 @@ func run(ctx context.Context, o options) (err error) {
 	if err := sleep(ctx, o.statsInterval+200*time.Millisecond); err != nil {
 		return err
 	}
-	fmt.Printf("setup: %d launchers connected (scheduler :%d, API :%d)\n", o.launchers, schedPort, apiPort)
+	fmt.Printf("setup: %d launchers (%s) connected (scheduler :%d, API :%d)\n", o.launchers, o.agents, schedPort, apiPort)
 
 	b := newBench("https://127.0.0.1:"+strconv.Itoa(apiPort)+"/v2.1/"+tenantID, o.clients)
 	b.metricsURL, b.label = metricsURL, o.label

@@ -477,3 +477,43 @@ func BenchmarkCreateServerParallel(b *testing.B) {
 	})
 	b.ReportMetric(float64(b.N)/float64(commits.Load()), "creates/commit")
 }
+
+// BenchmarkListServers10k is GET servers/detail of a tenant with 10,000
+// instances inside the controller (plain HTTP, SQLite store).
+func BenchmarkListServers10k(b *testing.B) {
+	store, err := datastore.OpenSQLite(context.Background(), datastore.NewConfig(b.TempDir()+"/c.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { store.Close() })
+	e := newEnvStore(b, store)
+	ctx := context.Background()
+	if _, _, err := store.EnsureTenant(ctx, datastore.Tenant{ID: tenantA, CNCIMAC: "02:11:22:33:44:55"}); err != nil {
+		b.Fatal(err)
+	}
+	for i := 0; i < 10000; i += 100 {
+		reqs := make([]datastore.InstanceRequest, 100)
+		for j := range reqs {
+			reqs[j] = datastore.InstanceRequest{ID: uuid.Generate().String(), TenantID: tenantA, WorkloadID: controller.WorkloadClear}
+		}
+		if _, err := store.CreateInstances(ctx, reqs); err != nil {
+			b.Fatal(err)
+		}
+	}
+	url := e.srv.URL + "/v2.1/" + tenantA + "/servers/detail"
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		req, _ := http.NewRequest(http.MethodGet, url, nil)
+		req.Header.Set("X-Auth-Token", "tokA")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n, _ := io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || n < 10000*900 {
+			b.Fatalf("HTTP %d, %d bytes", resp.StatusCode, n)
+		}
+		b.SetBytes(n)
+	}
+}

@@ -119,8 +119,9 @@ var _ Store = (*SQLite)(nil)
 var hotSQL = map[string]string{
 	"insInstance": `INSERT INTO instances (id, tenant_id, workload_id, state, ip, mac, usage, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 	"insAddress":  `INSERT INTO addresses (subnet, host, tenant_id, instance_id) VALUES (?, ?, ?, ?)`,
-	"addUsage": `INSERT INTO tenant_usage (tenant_id, resource, value) VALUES (?, ?, ?)
-		ON CONFLICT (tenant_id, resource) DO UPDATE SET value = value + excluded.value`,
+	"savepoint":   `SAVEPOINT op`,
+	"release":     `RELEASE op`,
+	"rollbackTo":  `ROLLBACK TO op`,
 	"subnetCounts": `SELECT s.subnet, (SELECT COUNT(*) FROM addresses a WHERE a.subnet = s.subnet)
 		FROM subnets s WHERE s.tenant_id = ? ORDER BY s.subnet`,
 	"subnetHosts": `SELECT host FROM addresses WHERE subnet = ?`,

@@ -303,8 +303,10 @@ func (s *SQLite) DeleteWorkload(ctx context.Context, id string) error {
 		if _, ok := s.st.workloads[id]; !ok {
 			return fmt.Errorf("delete workload %s: %w", id, ErrNotFound)
 		}
-		if ok, err := exists(ctx, tx, `SELECT 1 FROM instances WHERE workload_id = ? LIMIT 1`, id); err != nil || ok {
-			return fmt.Errorf("delete workload %s: %w", id, orInUse(err))
+		for _, in := range s.st.instances { // wmu held: no writer changes it
+			if in.WorkloadID == id {
+				return fmt.Errorf("delete workload %s: %w", id, ErrInUse)
+			}
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM workloads WHERE id = ?`, id); err != nil {
 			return fmt.Errorf("delete workload %s: %w", id, err)
@@ -330,7 +332,6 @@ func (s *SQLite) CreateInstances(ctx context.Context, reqs []InstanceRequest) ([
 	}
 	plans := make([]planned, len(reqs))
 	usage := map[string]map[string]int{} // tenant → usage after the request
-	delta := map[string]map[string]int{} // tenant → what the request adds
 	var done []int                       // requests whose address is allocated
 	undo := func() {
 		for i := len(done) - 1; i >= 0; i-- {
@@ -357,7 +358,7 @@ func (s *SQLite) CreateInstances(ctx context.Context, reqs []InstanceRequest) ([
 			}
 			u, ok := usage[r.TenantID]
 			if !ok {
-				u, delta[r.TenantID] = copyUsage(s.usageOf(mt)), map[string]int{}
+				u = copyUsage(s.usageOf(mt))
 				usage[r.TenantID] = u
 			}
 			req := request(w)
@@ -368,7 +369,6 @@ func (s *SQLite) CreateInstances(ctx context.Context, reqs []InstanceRequest) ([
 			}
 			for k, v := range req {
 				u[k] += v
-				delta[r.TenantID][k] += v
 			}
 			out = append(out, Instance{ID: r.ID, TenantID: r.TenantID, WorkloadID: r.WorkloadID,
 				State: StatePending, Usage: s.st.internUsage(req), CreatedAt: t})
@@ -403,14 +403,6 @@ func (s *SQLite) CreateInstances(ctx context.Context, reqs []InstanceRequest) ([
 			if !r.NoAddress {
 				if _, err := insAddress.ExecContext(ctx, plans[i].subnet, plans[i].host, r.TenantID, in.ID); err != nil {
 					return fmt.Errorf("create instance %s: insert address: %w", r.ID, err)
-				}
-			}
-		}
-		addUsageSt := s.stmt(ctx, tx, "addUsage")
-		for tenant, d := range delta {
-			for k, v := range d {
-				if _, err := addUsageSt.ExecContext(ctx, tenant, k, v); err != nil {
-					return fmt.Errorf("create instances: usage of %s: %w", tenant, err)
 				}
 			}
 		}
@@ -642,11 +634,6 @@ func (s *SQLite) DeleteInstance(ctx context.Context, id string) (Instance, error
 		} {
 			if _, err := tx.ExecContext(ctx, q, id); err != nil {
 				return fmt.Errorf("delete instance %s: %w", id, err)
-			}
-		}
-		for k, v := range in.Usage {
-			if _, err := s.stmt(ctx, tx, "addUsage").ExecContext(ctx, in.TenantID, k, -v); err != nil {
-				return fmt.Errorf("delete instance %s: usage: %w", id, err)
 			}
 		}
 		if t := s.st.tenants[in.TenantID]; t != nil {

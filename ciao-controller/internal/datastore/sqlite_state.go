@@ -81,7 +81,6 @@ func (s *SQLite) load(ctx context.Context) error {
 		get   func(*memTenant) map[string]int
 	}{
 		{`SELECT tenant_id, resource, max_value FROM limits`, func(t *memTenant) map[string]int { return t.limits }},
-		{`SELECT tenant_id, resource, value FROM tenant_usage WHERE value != 0`, func(t *memTenant) map[string]int { return t.usage }},
 	} {
 		rows, err := q.QueryContext(ctx, m.query)
 		if err != nil {
@@ -121,6 +120,9 @@ func (s *SQLite) load(ctx context.Context) error {
 		st.all = append(st.all, in.ID)
 		if t := st.tenants[in.TenantID]; t != nil {
 			t.ids = append(t.ids, in.ID)
+			for k, v := range in.Usage { // usage is the sum over the instances
+				t.usage[k] += v
+			}
 		}
 	}
 	rows.Close()
@@ -432,7 +434,7 @@ func (s *SQLite) runBatch(batch []*wop) {
 				errs[i] = op.fn(tx)
 				return errs[i]
 			}
-			if _, err := tx.ExecContext(ctx, `SAVEPOINT op`); err != nil {
+			if _, err := s.stmt(ctx, tx, "savepoint").ExecContext(ctx); err != nil {
 				return fmt.Errorf("savepoint: %w", err)
 			}
 			errs[i] = op.fn(tx)
@@ -440,11 +442,11 @@ func (s *SQLite) runBatch(batch []*wop) {
 				if op.undo != nil {
 					op.undo()
 				}
-				if _, err := tx.ExecContext(ctx, `ROLLBACK TO op`); err != nil {
+				if _, err := s.stmt(ctx, tx, "rollbackTo").ExecContext(ctx); err != nil {
 					return fmt.Errorf("rollback to savepoint: %w", err)
 				}
 			}
-			if _, err := tx.ExecContext(ctx, `RELEASE op`); err != nil {
+			if _, err := s.stmt(ctx, tx, "release").ExecContext(ctx); err != nil {
 				return fmt.Errorf("release savepoint: %w", err)
 			}
 		}
