@@ -82,7 +82,11 @@ func KillAndRecover(ctx context.Context, cfg Config, cli CLI, name string, timeo
 	}
 	r.Served = time.Since(t0)
 	if name == "webui" {
+		// The port the cluster was brought up with, whatever cfg says.
 		addr := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.WebUIPort))
+		if m, err := cfg.LoadManifest(); err == nil && m.ReadyAddr["webui"] != "" {
+			addr = m.ReadyAddr["webui"]
+		}
 		if err := waitTCP(ctx, addr, timeout); err != nil {
 			return r, fmt.Errorf("after killing %s: %s does not accept: %w", name, addr, err)
 		}
