@@ -12,8 +12,11 @@
 //     stderr so the caller can decide whether a failure was a busy port.
 //   - CreateOverlay and CreateConfigDrive prepare the per-instance disk and
 //     the cloud-init ConfigDrive ISO with qemu-img and xorriso/genisoimage.
-//   - QMP is a small wrapper over github.com/digitalocean/go-qemu/qmp that
-//     adds context deadlines and a non-blocking event channel.
+//   - QMP is a small QMP client (greeting, qmp_capabilities, serialised
+//     commands, events) with context deadlines and a non-blocking event
+//     channel. It owns its socket, so cancelling a handshake is a
+//     deadline on the connection rather than a close from another
+//     goroutine.
 //
 // # KVM or TCG
 //

@@ -5,10 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"sync"
 	"time"
-
-	"github.com/digitalocean/go-qemu/qmp"
 )
 
 // Defaults applied when the caller's context has no deadline, so that no
@@ -54,26 +54,76 @@ func WithLogger(l Logger) QMPOption { return func(o *qmpOptions) { o.logger = l 
 func WithEventBuffer(n int) QMPOption { return func(o *qmpOptions) { o.eventBuffer = n } }
 
 // QMP is one session on a QEMU monitor socket. Methods may be called from
-// several goroutines: go-qemu serialises commands on the socket. The event
-// pump goroutine owns the events channel and is the only one to close it.
+// several goroutines.
+//
+// Who owns what: the fields set in Connect never change afterwards. The
+// reader goroutine (read) is the only one to read from conn and the only
+// one to send on or close events, replies and readDone. cmdMu serialises
+// commands: a command holds it from writing its request until its reply
+// (or the end of the session) arrives, because QMP answers in order and
+// the replies carry nothing we match on. closing is closed once, by Close.
+//
+// The connection is ours (not a library's), so the handshake is bounded by
+// deadlines on conn and never needs a second goroutine; an earlier version
+// aborted go-qemu's handshake by calling its Disconnect from another
+// goroutine, which raced with the handshake's own writes.
 type QMP struct {
-	mon    *qmp.SocketMonitor
+	conn   net.Conn
+	dec    *json.Decoder // used by Connect, then only by read
 	logger Logger
 
 	// Version is QEMU's version from the greeting, e.g. "7.2.19".
 	Version string
 
+	cmdMu sync.Mutex // held by one command from request to reply
+
 	events   chan Event
-	pumpDone chan struct{} // closed when the socket's event stream ends
+	replies  chan qmpReply
+	pumpDone chan struct{} // closed when the socket's stream ends
+	closing  chan struct{} // closed by Close
 
 	closeOnce sync.Once
 }
 
+// qmpReply is one answer to a command: the raw message, or the read error
+// that ended the session.
+type qmpReply struct {
+	raw []byte
+	err error
+}
+
+// qmpMessage is the union of what QEMU sends: the greeting, command
+// replies and events.
+type qmpMessage struct {
+	QMP *struct {
+		Version struct {
+			QEMU struct {
+				Major int `json:"major"`
+				Minor int `json:"minor"`
+				Micro int `json:"micro"`
+			} `json:"qemu"`
+		} `json:"version"`
+	} `json:"QMP"`
+	Return    json.RawMessage `json:"return"`
+	Error     *qmpError       `json:"error"`
+	Event     string          `json:"event"`
+	Data      map[string]any  `json:"data"`
+	Timestamp struct {
+		Seconds      int64 `json:"seconds"`
+		Microseconds int64 `json:"microseconds"`
+	} `json:"timestamp"`
+}
+
+type qmpError struct {
+	Class string `json:"class"`
+	Desc  string `json:"desc"`
+}
+
 // Connect dials the QMP unix socket, reads the greeting and negotiates
 // capabilities. ctx bounds the whole handshake (DefaultQMPConnectTimeout
-// if it has no deadline). QEMU serves one QMP client per socket, so a
-// second client hangs until the first disconnects; the deadline is what
-// turns that into an error.
+// if it has no deadline); cancelling ctx aborts it at once. QEMU serves
+// one QMP client per socket, so a second client hangs until the first
+// disconnects; the deadline is what turns that into an error.
 func Connect(ctx context.Context, socketPath string, opts ...QMPOption) (*QMP, error) {
 	o := qmpOptions{eventBuffer: 64}
 	for _, opt := range opts {
@@ -83,89 +133,104 @@ func Connect(ctx context.Context, socketPath string, opts ...QMPOption) (*QMP, e
 	ctx, cancel := withDefaultTimeout(ctx, DefaultQMPConnectTimeout)
 	defer cancel()
 
-	type result struct {
-		mon *qmp.SocketMonitor
-		err error
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", socketPath)
+	if err != nil {
+		return nil, fmt.Errorf("qemu: qmp connect %s: %w", socketPath, err)
 	}
-	// go-qemu's dial and handshake take no context, so they run in a
-	// goroutine and the monitor is handed over through dialed so that
-	// an abort can close the connection under a blocked handshake.
-	done := make(chan result, 1)
-	dialed := make(chan *qmp.SocketMonitor, 1)
-	go func() {
-		timeout := DefaultQMPConnectTimeout
-		if d, ok := ctx.Deadline(); ok {
-			timeout = time.Until(d)
-		}
-		mon, err := qmp.NewSocketMonitor("unix", socketPath, timeout)
-		if err != nil {
-			close(dialed)
-			done <- result{err: err}
-			return
-		}
-		dialed <- mon
-		done <- result{mon: mon, err: mon.Connect()}
-	}()
-
-	var r result
-	select {
-	case r = <-done:
-	case <-ctx.Done():
-		// Disconnect closes the socket, so a handshake blocked on the
-		// greeting returns. go-qemu gives no way to abort a Connect that
-		// is past its last read, so in the (tiny) window where the
-		// handshake completes just as ctx expires the two may overlap;
-		// the second Disconnect below makes sure nothing is leaked.
-		go func() {
-			if mon, ok := <-dialed; ok {
-				_ = mon.Disconnect()
-			}
-			if r := <-done; r.err == nil {
-				_ = r.mon.Disconnect()
-			}
-		}()
-		return nil, fmt.Errorf("qemu: qmp connect %s: %w", socketPath, ctx.Err())
-	}
-	if r.err != nil {
-		if r.mon != nil {
-			_ = r.mon.Disconnect()
-		}
-		return nil, fmt.Errorf("qemu: qmp connect %s: %w", socketPath, r.err)
-	}
-
+	// A deadline in the past fails the blocked read or write at once;
+	// it is set from ctx's own goroutine, and conn is only closed here.
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
 	q := &QMP{
-		mon:      r.mon,
+		conn:     conn,
+		dec:      json.NewDecoder(conn),
 		logger:   logger,
 		events:   make(chan Event, o.eventBuffer),
+		replies:  make(chan qmpReply),
 		pumpDone: make(chan struct{}),
+		closing:  make(chan struct{}),
 	}
-	if r.mon.Version != nil {
-		q.Version = r.mon.Version.String()
+	err = q.handshake()
+	if !stop() {
+		// ctx ended: whatever the handshake says, the caller gave up.
+		conn.Close()
+		return nil, fmt.Errorf("qemu: qmp connect %s: %w", socketPath, ctx.Err())
 	}
-	evs, err := r.mon.Events(context.Background())
 	if err != nil {
-		_ = r.mon.Disconnect()
-		return nil, fmt.Errorf("qemu: qmp events: %w", err)
+		conn.Close()
+		return nil, fmt.Errorf("qemu: qmp connect %s: %w", socketPath, err)
 	}
-	go q.pump(evs)
+	go q.read()
 	logger.Infof("qmp connected to %s (qemu %s)", socketPath, q.Version)
 	return q, nil
 }
 
-// pump forwards events without ever blocking: go-qemu reads command
-// replies and events on the same goroutine, so a consumer that stops
+// handshake reads the greeting and enables commands. It runs before the
+// reader goroutine exists, so it reads conn itself.
+func (q *QMP) handshake() error {
+	var greet qmpMessage
+	if err := q.dec.Decode(&greet); err != nil {
+		return fmt.Errorf("greeting: %w", err)
+	}
+	if greet.QMP == nil {
+		return errors.New("greeting: not a QMP greeting")
+	}
+	v := greet.QMP.Version.QEMU
+	q.Version = fmt.Sprintf("%d.%d.%d", v.Major, v.Minor, v.Micro)
+	if _, err := io.WriteString(q.conn, `{"execute":"qmp_capabilities"}`); err != nil {
+		return fmt.Errorf("qmp_capabilities: %w", err)
+	}
+	for {
+		var m qmpMessage
+		if err := q.dec.Decode(&m); err != nil {
+			return fmt.Errorf("qmp_capabilities: %w", err)
+		}
+		if m.Event != "" {
+			continue // not expected before negotiation; harmless
+		}
+		if m.Error != nil {
+			return fmt.Errorf("qmp_capabilities: %s", m.Error.Desc)
+		}
+		return nil
+	}
+}
+
+// read is the reader goroutine. It forwards events without ever blocking:
+// command replies and events share the socket, so a consumer that stops
 // reading Events must not stall commands. Events that do not fit are
-// dropped with a warning.
-func (q *QMP) pump(evs <-chan qmp.Event) {
+// dropped with a warning. When the stream ends (EOF, reset, Close) it
+// closes events, replies and pumpDone.
+func (q *QMP) read() {
 	defer close(q.pumpDone)
+	defer close(q.replies)
 	defer close(q.events)
-	for e := range evs {
+	for {
+		var raw json.RawMessage
+		if err := q.dec.Decode(&raw); err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+				q.logger.Infof("qmp: session ended: %v", err)
+			}
+			return
+		}
+		var m qmpMessage
+		if err := json.Unmarshal(raw, &m); err != nil {
+			q.logger.Warningf("qmp: ignoring message: %v", err)
+			continue
+		}
+		if m.Event == "" {
+			select {
+			case q.replies <- qmpReply{raw: raw}:
+			case <-q.closing:
+				return
+			}
+			continue
+		}
 		ev := Event{
-			Name: e.Event,
-			Data: e.Data,
+			Name: m.Event,
+			Data: m.Data,
 			// QEMU sends microseconds; the 2016 client passed them as
 			// nanoseconds, which we do not copy.
-			Time: time.Unix(e.Timestamp.Seconds, e.Timestamp.Microseconds*1000),
+			Time: time.Unix(m.Timestamp.Seconds, m.Timestamp.Microseconds*1000),
 		}
 		select {
 		case q.events <- ev:
@@ -175,25 +240,22 @@ func (q *QMP) pump(evs <-chan qmp.Event) {
 	}
 }
 
-// Events delivers QMP events in order. It is closed when the socket reaches
-// EOF (QEMU exited) or on Close. If the socket instead fails with an error
-// (e.g. a reset because QEMU died with a command unread), go-qemu holds
-// that error until the next command or Close, so Events stays open:
-// callers that must know QEMU is gone should also watch the process
-// (pidfile) and then call Close.
+// Events delivers QMP events in order. It is closed when the socket's
+// stream ends: EOF (QEMU exited), a read error such as a reset, or Close.
 func (q *QMP) Events() <-chan Event { return q.events }
 
 // Done is closed when the session has ended.
 func (q *QMP) Done() <-chan struct{} { return q.pumpDone }
 
 // Close ends the session without stopping the VM: it closes the socket,
-// which fails commands still waiting for a reply, then waits for the event
-// pump to finish, after which Events is closed. Safe to call more than
-// once.
+// which fails commands still waiting for a reply, then waits for the
+// reader goroutine to finish, after which Events is closed. Safe to call
+// more than once.
 func (q *QMP) Close() error {
 	var err error
 	q.closeOnce.Do(func() {
-		err = q.mon.Disconnect()
+		close(q.closing)
+		err = q.conn.Close()
 		<-q.pumpDone
 	})
 	return err
@@ -201,33 +263,41 @@ func (q *QMP) Close() error {
 
 // execute runs one command. ctx bounds the wait (DefaultQMPCommandTimeout
 // without a deadline). A caller that gives up does not cancel the command
-// in QEMU: QMP has no cancellation, so it still runs and its reply is
-// discarded.
+// in QEMU: QMP has no cancellation, so it still runs, its reply is
+// discarded, and the next command waits for that reply first.
 func (q *QMP) execute(ctx context.Context, name string, args any) ([]byte, error) {
 	ctx, cancel := withDefaultTimeout(ctx, DefaultQMPCommandTimeout)
 	defer cancel()
-	cmd, err := json.Marshal(qmp.Command{Execute: name, Args: args})
+	cmd, err := json.Marshal(struct {
+		Execute string `json:"execute"`
+		Args    any    `json:"arguments,omitempty"`
+	}{name, args})
 	if err != nil {
 		return nil, fmt.Errorf("qemu: qmp %s: %w", name, err)
 	}
-	// No trailing newline: QEMU parses a JSON stream and does not consume
-	// a newline after "quit", and closing a unix socket with unread bytes
-	// resets it instead of sending EOF (see Events).
 	select {
 	case <-q.pumpDone:
 		return nil, fmt.Errorf("qemu: qmp %s: %w", name, ErrQMPDisconnected)
 	default:
 	}
-	type result struct {
-		out []byte
-		err error
-	}
 	// Buffered so the goroutine can finish even if nobody waits; it ends
-	// at the latest when the socket closes.
-	done := make(chan result, 1)
+	// at the latest when the session does (replies is then closed).
+	done := make(chan qmpReply, 1)
 	go func() {
-		out, err := q.mon.Run(cmd)
-		done <- result{out, err}
+		q.cmdMu.Lock()
+		defer q.cmdMu.Unlock()
+		// No trailing newline: QEMU parses a JSON stream and does not
+		// consume a newline after "quit", and closing a unix socket with
+		// unread bytes resets it instead of sending EOF.
+		if _, err := q.conn.Write(cmd); err != nil {
+			done <- qmpReply{err: err}
+			return
+		}
+		r, ok := <-q.replies
+		if !ok {
+			r.err = ErrQMPDisconnected
+		}
+		done <- r
 	}()
 	select {
 	case r := <-done:
@@ -239,7 +309,14 @@ func (q *QMP) execute(ctx context.Context, name string, args any) ([]byte, error
 			}
 			return nil, fmt.Errorf("qemu: qmp %s: %w", name, r.err)
 		}
-		return r.out, nil
+		var m qmpMessage
+		if err := json.Unmarshal(r.raw, &m); err != nil {
+			return nil, fmt.Errorf("qemu: qmp %s reply: %w", name, err)
+		}
+		if m.Error != nil {
+			return nil, fmt.Errorf("qemu: qmp %s: %s", name, m.Error.Desc)
+		}
+		return r.raw, nil
 	case <-ctx.Done():
 		return nil, fmt.Errorf("qemu: qmp %s: %w", name, ctx.Err())
 	}

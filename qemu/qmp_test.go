@@ -53,7 +53,10 @@ type fakeQMP struct {
 	replies    map[string]string
 	after      map[string][]string
 	closeAfter map[string]bool
-	wg         sync.WaitGroup
+	// afterCapabilities, if set, runs once the qmp_capabilities reply
+	// has been written.
+	afterCapabilities func()
+	wg                sync.WaitGroup
 }
 
 func newFakeQMP(t *testing.T, f *fakeQMP) string {
@@ -99,6 +102,9 @@ func (f *fakeQMP) handle(c net.Conn) {
 		}
 		if cmd.Execute == "qmp_capabilities" {
 			fmt.Fprintln(c, `{"return": {}}`)
+			if f.afterCapabilities != nil {
+				f.afterCapabilities()
+			}
 			continue
 		}
 		reply, ok := f.replies[cmd.Execute]
@@ -159,7 +165,7 @@ func TestQMPFake(t *testing.T) {
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("unanswered command: %v", err)
 	}
-	// The fake never answers, so the reply that go-qemu is waiting for
+	// The fake never answers, so the reply the next command would wait for
 	// is missing; issue the next command on a fresh session instead.
 	q.Close()
 	if _, err := q.Status(ctx); !errors.Is(err, ErrQMPDisconnected) {
@@ -208,6 +214,52 @@ func TestQMPConnectTimeout(t *testing.T) {
 	if d := time.Since(start); d > 2*time.Second {
 		t.Fatalf("Connect took %v", d)
 	}
+}
+
+// TestQMPConnectAbortRace gives up on Connect just as the handshake
+// completes. The abort must close the connection without touching state
+// the handshake is still writing: under -race this once reported
+// go-qemu's Disconnect (called to abort) reading SocketMonitor.stream
+// while its Connect, still running in the dial goroutine, wrote it.
+// Each round must end in a usable session or ctx's error, with nothing
+// leaked.
+func TestQMPConnectAbortRace(t *testing.T) {
+	checkLeaks(t)
+	var cancelMu sync.Mutex
+	var cancelCur context.CancelFunc
+	f := &fakeQMP{
+		replies: map[string]string{"query-status": `{"return": {"status": "running", "running": true}}`},
+		afterCapabilities: func() {
+			cancelMu.Lock()
+			defer cancelMu.Unlock()
+			cancelCur()
+		},
+	}
+	path := newFakeQMP(t, f)
+	var won, aborted int
+	for i := 0; i < 40; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		cancelMu.Lock()
+		cancelCur = cancel
+		cancelMu.Unlock()
+		q, err := Connect(ctx, path, WithLogger(testLogger{t}))
+		if err != nil {
+			cancel()
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("round %d: Connect: %v, want context.Canceled", i, err)
+			}
+			aborted++
+			continue
+		}
+		won++
+		st, err := q.Status(context.Background())
+		if err != nil || !st.Running {
+			t.Fatalf("round %d: Status after a won race = %+v, %v", i, st, err)
+		}
+		q.Close()
+		cancel()
+	}
+	t.Logf("%d sessions, %d aborted handshakes", won, aborted)
 }
 
 func TestQMPConnectMissingSocket(t *testing.T) {
