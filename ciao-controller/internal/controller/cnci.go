@@ -187,8 +187,11 @@ func CNCIStartPayload(w datastore.Workload, tenant, id, mac string) ([]byte, err
 		cmd.RequestedResources = append(cmd.RequestedResources,
 			payloads.RequestedResource{Type: payloads.Resource(d.Type), Value: d.Value, Mandatory: d.Mandatory})
 	}
-	return payloads.ComposeStart(&payloads.Start{Start: cmd}, w.Config,
-		payloads.StartMetadata{UUID: id, Hostname: "cnci-" + tenant})
+	meta := payloads.StartMetadata{UUID: id, Hostname: "cnci-" + tenant}
+	if b, ok := fastStart(w, &cmd, meta); ok {
+		return b, nil
+	}
+	return payloads.ComposeStart(&payloads.Start{Start: cmd}, w.Config, meta)
 }
 
 // handleCNCIAdded applies ConcentratorInstanceAdded: the CNCI is matched

@@ -154,8 +154,11 @@ func startPayload(w datastore.Workload, in datastore.Instance, cn datastore.CNCI
 		p, _ := ip.Prefix(24)
 		cmd.Networking.Subnet = p.String()
 	}
-	return payloads.ComposeStart(&payloads.Start{Start: cmd}, w.Config,
-		payloads.StartMetadata{UUID: in.ID, Hostname: in.ID})
+	meta := payloads.StartMetadata{UUID: in.ID, Hostname: in.ID}
+	if b, ok := fastStart(w, &cmd, meta); ok {
+		return b, nil
+	}
+	return payloads.ComposeStart(&payloads.Start{Start: cmd}, w.Config, meta)
 }
 
 func (c *Controller) sendStart(w datastore.Workload, in datastore.Instance, cn datastore.CNCI, label string, began time.Time) error {
