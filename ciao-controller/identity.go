@@ -57,7 +57,7 @@ func (c *identityConfig) register(fs *flag.FlagSet) {
 	c.TokenTTL = identity.DefaultTokenTTL
 	fs.DurationVar(&c.TokenTTL, "token-ttl", c.TokenTTL, "lifetime of tokens issued by the built-in identity")
 	fs.StringVar(&c.PublicURL, "public-url", "", "base URL of the compute API put in the identity catalog, e.g. https://ctl:8774 (default: the URL the client used)")
-	fs.StringVar(&c.ImageURL, "catalog-image-url", "", "image service endpoint put in the identity catalog (empty: none)")
+	fs.StringVar(&c.ImageURL, "catalog-image-url", "", "image service endpoint put in the identity catalog (empty: the compute API's base URL when -image-dir is set, else none)")
 	fs.StringVar(&c.RemoteURL, "identity-url", "", "validate tokens against this external Keystone instead of the built-in identity")
 	fs.StringVar(&c.RemoteUser, "identity-user", "csr", "with -identity-url: service user (domain default)")
 	fs.StringVar(&c.RemotePassword, "identity-password", "", "with -identity-url: service user's password")
@@ -131,6 +131,7 @@ func newAuth(cfg config, store *datastore.SQLite) (api.Authenticator, func(http.
 	}
 	ic := identity.NewConfig(store)
 	ic.TokenTTL, ic.PublicURL, ic.ImageURL = cfg.Identity.TokenTTL, cfg.Identity.PublicURL, cfg.Identity.ImageURL
+	ic.ImageOnBase = cfg.ImageDir != "" // the image API is on the compute port
 	svc, err := identity.New(ic)
 	if err != nil {
 		return nil, nil, err

@@ -12,6 +12,7 @@ command -v busybox >/dev/null 2>&1 || missing="$missing busybox-static" # networ
 command -v iperf3 >/dev/null 2>&1 || missing="$missing iperf3"         # networking/cmd/net-bench throughput figures
 command -v systemd-analyze >/dev/null 2>&1 || missing="$missing systemd" # _release: systemd-analyze verify of the units
 command -v chromium >/dev/null 2>&1 || missing="$missing chromium" # ciao-webui's browser tests (headless)
+command -v openstack >/dev/null 2>&1 || missing="$missing python3-openstackclient" # ciao-controller: the real OpenStack client against the API
 if [ -n "$missing" ]; then
 	sudo=""
 	[ "$(id -u)" -eq 0 ] || sudo="sudo -n"

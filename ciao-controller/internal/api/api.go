@@ -2,7 +2,10 @@
 // (default 8774): the OpenStack compute subset for servers and flavors
 // (controller.md §6.2) and Ciao's own endpoints (§6.3): tenants, quotas,
 // events, resources, the bulk server action, and (admin.go) nodes, CNCIs,
-// traces, per-workload listings and node evacuation. Every route needs an X-Auth-Token that the configured
+// traces, per-workload listings and node evacuation; and (versions.go)
+// what OpenStack clients need besides: the version documents they
+// discover endpoints with, which take no token, and flavors' (empty)
+// os-extra_specs. Every other route needs an X-Auth-Token that the configured
 // Authenticator accepts; tenant routes need a token of that tenant or an
 // admin token, admin routes an admin token (§3.3, §3.4).
 //
@@ -106,6 +109,10 @@ func newRouter(cfg Config) (*mux.Router, error) {
 	admin := func(path, method string, h http.HandlerFunc) {
 		r.Handle(path, s.auth(true, h)).Methods(method)
 	}
+	// Version discovery, without a token (versions.go).
+	r.HandleFunc("/", s.rootVersions).Methods(http.MethodGet)
+	r.HandleFunc("/v2.1", s.computeVersionDoc).Methods(http.MethodGet)
+	r.HandleFunc("/v2.1/", s.computeVersionDoc).Methods(http.MethodGet)
 	// Literal admin routes first, so "tenants" or "events" is never taken
 	// as a tenant id.
 	admin("/v2.1/tenants", http.MethodGet, s.listTenants)
@@ -133,6 +140,7 @@ func newRouter(cfg Config) (*mux.Router, error) {
 	tenant("/v2.1/{tenant}/flavors", http.MethodGet, s.listFlavors)
 	tenant("/v2.1/{tenant}/flavors/detail", http.MethodGet, s.listFlavorDetails)
 	tenant("/v2.1/{tenant}/flavors/{flavor}", http.MethodGet, s.showFlavor)
+	tenant("/v2.1/{tenant}/flavors/{flavor}/os-extra_specs", http.MethodGet, s.flavorExtraSpecs) // versions.go
 	tenant("/v2.1/{tenant}/quotas", http.MethodGet, s.quotas)
 	tenant("/v2.1/{tenant}/events", http.MethodGet, s.listEvents)
 	tenant("/v2.1/{tenant}/resources", http.MethodGet, s.resources)

@@ -232,6 +232,9 @@ type authzRoute struct {
 	bOwn int
 	// leak, if set, is checked on every 2xx body B's member gets.
 	leak bool
+	// public routes (version discovery) take no token: every caller,
+	// even without a valid token, gets memberA's status.
+	public bool
 }
 
 func TestAuthzMatrix(t *testing.T) {
@@ -280,6 +283,14 @@ func TestAuthzMatrix(t *testing.T) {
 				return "/v2.1/" + tenant + "/flavors/" + f.flavorA
 			},
 			memberA: ok, memberB: unauth, admin: ok, bOwn: notFound},
+		{method: "GET", template: "/v2.1/{tenant}/flavors/{flavor}/os-extra_specs",
+			path: func(_ *testing.T, f *authzFixture, tenant string) string {
+				return "/v2.1/" + tenant + "/flavors/" + f.flavorA + "/os-extra_specs"
+			},
+			memberA: ok, memberB: unauth, admin: ok, bOwn: notFound},
+		{method: "GET", template: "/", path: fixed("/"), memberA: ok, public: true},
+		{method: "GET", template: "/v2.1", path: fixed("/v2.1"), memberA: ok, public: true},
+		{method: "GET", template: "/v2.1/", path: fixed("/v2.1/"), memberA: ok, public: true},
 		{method: "GET", template: "/v2.1/{tenant}/quotas", path: fixed("/v2.1/{tenant}/quotas"),
 			memberA: ok, memberB: unauth, admin: ok, bOwn: ok, leak: true},
 		{method: "GET", template: "/v2.1/{tenant}/events", path: fixed("/v2.1/{tenant}/events"),
@@ -378,6 +389,9 @@ func TestAuthzMatrix(t *testing.T) {
 	for _, r := range routes {
 		for _, c := range callers {
 			want := c.want(r)
+			if r.public {
+				want = r.memberA
+			}
 			if want == 0 {
 				continue // no tenant segment: the own-path variant does not exist
 			}

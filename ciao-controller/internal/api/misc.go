@@ -18,7 +18,7 @@ type flavor struct {
 // flavorDetails is FlavorDetails of §6.2.9.
 type flavorDetails struct {
 	Disabled  bool   `json:"OS-FLV-DISABLED:disabled"`
-	Disk      string `json:"disk"` // the image UUID, as at the baseline
+	Disk      any    `json:"disk"` // the image UUID as at the baseline; GB (an int) to microversioned clients
 	Ephemeral int    `json:"OS-FLV-EXT-DATA:ephemeral"`
 	IsPublic  bool   `json:"os-flavor-access:is_public"`
 	ID        string `json:"id"`
@@ -29,15 +29,25 @@ type flavorDetails struct {
 	VCPUs     int    `json:"vcpus"`
 }
 
-func flavorOf(wl datastore.Workload) flavorDetails {
+// flavorOf is a workload as a flavor. OpenStack clients (microversioned,
+// versions.go) get "disk" as OpenStack defines it, the root disk in GB
+// (the workload's disk_mb rounded up); the 2016 shape has the image UUID
+// there, which OpenStack clients cannot parse.
+func flavorOf(r *http.Request, wl datastore.Workload) flavorDetails {
 	f := flavorDetails{Disk: wl.ImageID, IsPublic: wl.TenantID == "", ID: wl.ID, Name: wl.Description}
+	diskMB := 0
 	for _, d := range wl.Defaults {
 		switch d.Type {
 		case datastore.ResMemMB:
 			f.RAM = d.Value
 		case datastore.ResVCPUs:
 			f.VCPUs = d.Value
+		case datastore.ResDiskMB:
+			diskMB = d.Value
 		}
+	}
+	if microversioned(r) {
+		f.Disk = (diskMB + 1023) / 1024
 	}
 	return f
 }
@@ -66,7 +76,7 @@ func (s *server) listFlavorDetails(w http.ResponseWriter, r *http.Request) {
 	out := make([]flavorDetails, 0, len(wls))
 	for _, wl := range wls {
 		if len(wl.Defaults) > 0 {
-			out = append(out, flavorOf(wl))
+			out = append(out, flavorOf(r, wl))
 		}
 	}
 	writeJSON(w, http.StatusOK, struct {
@@ -88,7 +98,7 @@ func (s *server) showFlavor(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, struct {
 		Flavor flavorDetails `json:"flavor"`
-	}{flavorOf(wl)})
+	}{flavorOf(r, wl)})
 }
 
 // quotas is GET /v2.1/{tenant}/quotas (§6.3.4); it registers the tenant.

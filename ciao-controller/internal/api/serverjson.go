@@ -98,12 +98,12 @@ func appendServer(b []byte, in datastore.Instance, imageID string) []byte {
 	b = appendJSONString(b, in.ID)
 	b = append(b, `,"image":{"id":`...)
 	b = appendJSONString(b, imageID)
-	b = append(b, `,"links":null},"key_name":"","links":null,"name":"","accessIPv4":"","accessIPv6":"","config_drive":"",`+
+	b = append(b, `,"links":null},"key_name":"","links":null,"metadata":{},"name":"","accessIPv4":"","accessIPv6":"","config_drive":"",`+
 		`"OS-DCF:diskConfig":"","OS-EXT-AZ:availability_zone":"","OS-EXT-SRV-ATTR:host":"",`+
 		`"OS-EXT-SRV-ATTR:hypervisor_hostname":"","OS-EXT-SRV-ATTR:instance_name":"","OS-EXT-STS:power_state":0,`+
 		`"OS-EXT-STS:task_state":"","OS-EXT-STS:vm_state":"","OS-SRV-USG:launched_at":`+zeroTime+
 		`,"OS-SRV-USG:terminated_at":`+zeroTime+`,"os-extended-volumes:volumes_attached":null,"progress":0,`+
-		`"security_groups":null,"status":`...)
+		`"security_groups":[],"status":`...)
 	b = appendJSONString(b, in.State)
 	b = append(b, `,"host_status":"","tenant_id":`...)
 	b = appendJSONString(b, in.TenantID)

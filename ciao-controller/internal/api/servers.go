@@ -48,6 +48,7 @@ type serverDetails struct {
 	Image           link                     `json:"image"`
 	KeyName         string                   `json:"key_name"`
 	Links           []any                    `json:"links"`
+	Metadata        struct{}                 `json:"metadata"` // always {}; OpenStack clients require the key
 	Name            string                   `json:"name"`
 	AccessIPv4      string                   `json:"accessIPv4"`
 	AccessIPv6      string                   `json:"accessIPv6"`
@@ -64,7 +65,7 @@ type serverDetails struct {
 	TerminatedAt    time.Time                `json:"OS-SRV-USG:terminated_at"`
 	VolumesAttached []any                    `json:"os-extended-volumes:volumes_attached"`
 	Progress        int                      `json:"progress"`
-	SecurityGroups  []any                    `json:"security_groups"`
+	SecurityGroups  [0]any                   `json:"security_groups"` // always []: OpenStack clients iterate it
 	Status          string                   `json:"status"`
 	HostStatus      string                   `json:"host_status"`
 	TenantID        string                   `json:"tenant_id"`

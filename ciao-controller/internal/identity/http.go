@@ -493,9 +493,13 @@ func (s *Service) body(r *http.Request, ses session) tokenBody {
 		{ID: serviceID("compute"), Type: "compute", Name: "ciao", Endpoints: s.endpoints("compute", base+"/v2.1/"+ses.project.ID)},
 		{ID: serviceID("identity"), Type: "identity", Name: "keystone", Endpoints: s.endpoints("identity", base+"/v3")},
 	}
-	if s.cfg.ImageURL != "" {
+	switch {
+	case s.cfg.ImageURL != "":
 		tb.Catalog = append(tb.Catalog, serviceBody{ID: serviceID("image"), Type: "image", Name: "glance",
 			Endpoints: s.endpoints("image", strings.TrimRight(s.cfg.ImageURL, "/"))})
+	case s.cfg.ImageOnBase:
+		tb.Catalog = append(tb.Catalog, serviceBody{ID: serviceID("image"), Type: "image", Name: "glance",
+			Endpoints: s.endpoints("image", base)})
 	}
 	return tb
 }

@@ -76,6 +76,9 @@ type Config struct {
 	PublicURL string
 	// ImageURL, if set, adds an image (glance) endpoint to the catalog.
 	ImageURL string
+	// ImageOnBase, when ImageURL is empty, adds an image endpoint at the
+	// base URL itself: the controller's own image API (/v2/images).
+	ImageOnBase bool
 	// Region of every catalog endpoint.
 	Region string
 	// BcryptCost for new passwords (bcrypt.DefaultCost when 0).

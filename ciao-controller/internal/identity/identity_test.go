@@ -235,6 +235,49 @@ func TestTokenShape(t *testing.T) {
 	}
 }
 
+// TestImageOnBase: with ImageOnBase (the controller's own image API) the
+// catalog's image endpoint is the base URL the client used; ImageURL,
+// when set, wins.
+func TestImageOnBase(t *testing.T) {
+	for _, c := range []struct{ imageURL, want string }{{"", ""}, {"https://img:9292", "https://img:9292"}} {
+		e := newTestEnv(t, func(cfg *Config) { cfg.ImageOnBase, cfg.ImageURL = true, c.imageURL })
+		resp, b := e.do(t, "POST", "/v3/auth/tokens", passwordAuth("alice", "apw", byName("A")))
+		if resp.StatusCode != http.StatusCreated {
+			t.Fatalf("status %d: %s", resp.StatusCode, b)
+		}
+		var body struct {
+			Token struct {
+				Catalog []struct {
+					Type      string
+					Endpoints []struct{ URL string }
+				}
+			}
+		}
+		if err := json.Unmarshal(b, &body); err != nil {
+			t.Fatal(err)
+		}
+		want := c.want
+		if want == "" {
+			want = e.srv.URL
+		}
+		n := 0
+		for _, s := range body.Token.Catalog {
+			if s.Type != "image" {
+				continue
+			}
+			n++
+			for _, ep := range s.Endpoints {
+				if ep.URL != want {
+					t.Errorf("image endpoint %s, want %s", ep.URL, want)
+				}
+			}
+		}
+		if n != 1 {
+			t.Errorf("%d image services in %s", n, b)
+		}
+	}
+}
+
 func TestCreateTokenErrors(t *testing.T) {
 	e := newTestEnv(t, nil)
 	alice, _ := e.store.UserByName(context.Background(), "default", "alice")
