@@ -18,7 +18,7 @@ type kvmVerdict int
 const (
 	kvmUntested kvmVerdict = iota // no guest has run under KVM yet
 	kvmWorks                      // a guest made progress under KVM
-	kvmHangs                      // a guest made none: use TCG from now on
+	kvmHangs                      // a guest hung or failed under KVM: use TCG from now on
 )
 
 // accelPolicy decides the accelerator of each launch. Under -accel auto a

@@ -129,13 +129,26 @@ func TestVMLifecycle(t *testing.T) {
 // "-enable-kvm -cpu host" into a TCG guest paused with -S, which prints
 // nothing, just like a guest hanging under nested KVM.
 func TestAutoFallsBackToTCG(t *testing.T) {
-	wrapper := filepath.Join(t.TempDir(), "qemu-hangs-under-kvm")
+	testFallback(t, `-enable-kvm) set -- "$@" -accel tcg -S ;;`)
+}
+
+// TestAutoFallsBackWhenKVMRefused: qemu that exits at once under KVM (nested
+// KVM here says "failed to set MSR 0x10a") must not fail the START.
+func TestAutoFallsBackWhenKVMRefused(t *testing.T) {
+	testFallback(t, `-enable-kvm) echo "qemu-system-x86_64: error: failed to set MSR 0x10a to 0x0" >&2; exit 1 ;;`)
+}
+
+// testFallback starts a VM under -accel auto through a wrapper whose
+// handling of -enable-kvm is kvmCase (a shell case arm), and expects the
+// guest to boot under TCG and the node to keep TCG.
+func testFallback(t *testing.T, kvmCase string) {
+	wrapper := filepath.Join(t.TempDir(), "qemu-bad-kvm")
 	script := `#!/bin/sh
 prev=
 for a in "$@"; do
 	shift
 	case "$a" in
-	-enable-kvm) set -- "$@" -accel tcg -S ;;
+	` + kvmCase + `
 	host) if [ "$prev" = -cpu ]; then set -- "$@" max; else set -- "$@" "$a"; fi ;;
 	*) set -- "$@" "$a" ;;
 	esac

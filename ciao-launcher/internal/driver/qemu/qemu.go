@@ -31,9 +31,10 @@
 // # Accelerator
 //
 // -accel kvm and -accel tcg are obeyed. -accel auto tries KVM when
-// /dev/kvm answers, and watches the first guest: if its console stays
-// silent for Config.ProgressTimeout (nested KVM that hangs at boot), the
-// VM is killed and launched again with TCG, and the node keeps using TCG.
+// /dev/kvm answers, and watches the first guest: if qemu refuses to start
+// under KVM, exits during boot, or its console stays silent for
+// Config.ProgressTimeout (nested KVM that hangs at boot), the VM is
+// launched again with TCG, and the node keeps using TCG.
 // A guest that writes nothing to ttyS0 cannot be told from a hung one, so
 // images used with auto must print on the serial console.
 //
@@ -287,8 +288,16 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (driver.Handle, er
 
 	accel, watch := d.accel.choose()
 	h, err := d.launch(ctx, spec, img, accel)
-	if err != nil || !watch {
+	if !watch {
 		return h, err
+	}
+	if err != nil {
+		// KVM that answers /dev/kvm but refuses the guest outright (seen
+		// nested: "failed to set MSR 0x10a") is as useless as one that hangs.
+		glog.Warningf("qemu: %s failed to start under KVM (%v): every VM on this node now runs under TCG",
+			spec.InstanceUUID, err)
+		d.accel.record(kvmHangs)
+		return d.launch(ctx, spec, img, qemulib.AccelTCG)
 	}
 	out, err := watchProgress(ctx, d.clk, d.cfg.ProgressTimeout, d.cfg.Poll, consoleProgress(p.console, func() bool {
 		ok, _ := d.alive(h)
@@ -303,7 +312,13 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (driver.Handle, er
 		d.accel.record(kvmWorks)
 		return h, nil
 	case guestDied:
-		return driver.Handle{}, fmt.Errorf("%w: qemu exited during boot under KVM: %s", driver.ErrLaunch, tail(p.console))
+		glog.Warningf("qemu: %s exited during boot under KVM (%s): every VM on this node now runs under TCG",
+			spec.InstanceUUID, tail(p.console))
+		d.accel.record(kvmHangs)
+		if err := d.halt(ctx, h, nil); err != nil {
+			return driver.Handle{}, fmt.Errorf("%w: cleaning up the failed KVM guest: %v", driver.ErrLaunch, err)
+		}
+		return d.launch(ctx, spec, img, qemulib.AccelTCG)
 	}
 	glog.Warningf("qemu: %s printed nothing on its console for %v under KVM (nested KVM hanging?): killing it; "+
 		"every VM on this node now runs under TCG", spec.InstanceUUID, d.cfg.ProgressTimeout)
