@@ -380,7 +380,8 @@ func domainID(d *domainRef) (string, error) {
 	switch {
 	case d == nil:
 		return "", ErrBadRequest
-	case d.ID == DefaultDomainID, d.ID == "" && d.Name == DefaultDomainName:
+	// Keystone on MySQL matches names case-insensitively; scripts say "default".
+	case d.ID == DefaultDomainID, d.ID == "" && strings.EqualFold(d.Name, DefaultDomainName):
 		return DefaultDomainID, nil
 	}
 	return "", ErrUnauthorized

@@ -295,6 +295,8 @@ func TestCreateTokenErrors(t *testing.T) {
 		{"unknown project", passwordAuth("alice", "apw", byName("Z")), 401},
 		{"unknown project id", passwordAuth("alice", "apw", `{"id":"nope"}`), 401},
 		{"no role on project", passwordAuth("alice", "apw", byName("B")), 401},
+		{"project domain name in lower case", passwordAuth("alice", "apw", `{"name":"A","domain":{"name":"default"}}`), 201},
+		{"unknown domain name", passwordAuth("alice", "apw", `{"name":"A","domain":{"name":"other"}}`), 401},
 		{"unknown domain", strings.Replace(passwordAuth("alice", "apw", ""), `"id":"default"`, `"id":"other"`, 1), 401},
 		{"domain scope", strings.Replace(passwordAuth("alice", "apw", ""), `}}}}`, `}}},"scope":{"domain":{"id":"default"}}}`, 1), 401},
 		{"unsupported method", `{"auth":{"identity":{"methods":["totp"]}}}`, 401},
