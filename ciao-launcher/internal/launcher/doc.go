@@ -13,7 +13,8 @@
 //     answers those it can refuse at once (bad payload, unknown instance,
 //     full node), hands the rest to the instances' mailboxes without ever
 //     waiting for them, and sends READY/FULL/MAINTENANCE and STATS every
-//     Config.StatsInterval while connected.
+//     Config.StatsInterval while connected, followed by a TraceReport when
+//     path-traced STARTs have succeeded since the last one (trace.go).
 //   - One goroutine per instance (instance.run) owns that instance's state
 //     file and driver handle for the instance's whole life in this launcher,
 //     serialises the commands sent to it, polls it for exit and samples its

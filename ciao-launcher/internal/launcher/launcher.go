@@ -52,6 +52,7 @@ type Launcher struct {
 	memAvail    int // MB, by the §9.3 formula; −1 unknown
 	diskAvail   int
 	lastStatus  ssntp.Status
+	traces      []*ssntp.Frame // succeeded path-traced STARTs not yet reported (trace.go)
 }
 
 // instRecord is the main loop's view of an instance.
@@ -67,6 +68,7 @@ type instRecord struct {
 	deleting bool
 	sshIP    string
 	sshPort  int
+	trace    *ssntp.Frame // the path-traced START, until it succeeds
 }
 
 // message is what the SSNTP notifier queues for the main loop.
@@ -401,7 +403,7 @@ func (l *Launcher) handle(ctx context.Context, m message) {
 	glog.V(1).Infof("launcher: COMMAND %s", m.cmd)
 	switch m.cmd {
 	case ssntp.START:
-		l.start(ctx, p)
+		l.start(ctx, m.frame)
 	case ssntp.STOP:
 		l.instanceCommand(p, ssntp.STOP)
 	case ssntp.RESTART:
@@ -416,8 +418,9 @@ func (l *Launcher) handle(ctx context.Context, m message) {
 }
 
 // start admits a START and creates its instance goroutine, or refuses it.
-func (l *Launcher) start(ctx context.Context, payload []byte) {
-	req, reason, err := parseStart(payload)
+// A path-traced START is kept on the record until it succeeds.
+func (l *Launcher) start(ctx context.Context, f *ssntp.Frame) {
+	req, reason, err := parseStart(f.Payload)
 	if err != nil {
 		id := ""
 		if req != nil && payloads.ValidID(req.id) {
@@ -460,6 +463,9 @@ func (l *Launcher) start(ctx context.Context, payload []byte) {
 		return
 	}
 	rec := l.addRecord(req, kind)
+	if f.PathTrace() {
+		rec.trace = f
+	}
 	l.memAvail -= rec.memMB
 	l.diskAvail -= rec.diskMB
 	st := &instanceState{Kind: kind, Start: req.raw}
@@ -600,6 +606,7 @@ func (l *Launcher) handleEvent(ev instEvent) {
 	case evState:
 		rec.state = ev.state
 		if ev.state == payloads.InstanceActive && ev.startedNow {
+			l.queueTrace(rec, time.Now())
 			l.report(false)
 		}
 	case evSample:
@@ -714,6 +721,7 @@ func (l *Launcher) report(stats bool) {
 		return
 	}
 	l.send("STATS", func() error { return l.client.SendCommand(ssntp.STATS, b) })
+	l.sendTraces()
 }
 
 // send sends a frame, logging a failure (frames are only sent while
