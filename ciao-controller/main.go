@@ -24,6 +24,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -44,6 +45,9 @@ const (
 	DefaultDatabase        = "./ciao-controller.db"
 	DefaultLogDir          = "/var/lib/ciao/logs/controller"
 	DefaultShutdownTimeout = 10 * time.Second
+	// DefaultGCPercent trades memory (the heap is small: records are a
+	// few hundred bytes each) for fewer collections on the request path.
+	DefaultGCPercent = 400
 )
 
 // config is everything run needs.
@@ -66,6 +70,7 @@ type config struct {
 	Identity        identityConfig // built-in identity (identity.go)
 	ShutdownTimeout time.Duration
 	ResendPending   time.Duration                                // controller.Config.ResendPendingAfter
+	GCPercent       int                                          // garbage collector target (GOGC) unless GOGC is set
 	MetricsAddr     string                                       // Prometheus /metrics listener ("" = off)
 	Pprof           bool                                         // also serve /debug/pprof/ on MetricsAddr
 	tokens          api.StaticTokens                             // set instead of TokensFile by tests
@@ -78,8 +83,8 @@ type config struct {
 func newConfig() config {
 	return config{Server: "localhost", Port: ssntp.DefaultPort, ComputePort: DefaultComputePort,
 		Database: DefaultDatabase, ShutdownTimeout: DefaultShutdownTimeout, ResendPending: controller.DefaultResendPendingAfter,
-		CNCITimeout: controller.DefaultCNCITimeout,
-		Identity:    identityConfig{TokenTTL: identity.DefaultTokenTTL, Role: "member", RemoteUser: "csr", RemoteProject: "service"}}
+		CNCITimeout: controller.DefaultCNCITimeout, GCPercent: DefaultGCPercent,
+		Identity: identityConfig{TokenTTL: identity.DefaultTokenTTL, Role: "member", RemoteUser: "csr", RemoteProject: "service"}}
 }
 
 // Validate checks what can be checked before anything starts.
@@ -101,6 +106,8 @@ func (c config) Validate() error {
 		return errors.New("-database is required")
 	case c.ResendPending < 0:
 		return errors.New("-resend-pending-after must be >= 0")
+	case c.GCPercent <= 0:
+		return errors.New("-gc-percent must be > 0")
 	case c.Pprof && c.MetricsAddr == "":
 		return errors.New("-pprof is served on -metrics-addr: set one")
 	case c.ComputePort < 0 || c.ComputePort > 65535:
@@ -129,6 +136,7 @@ func parseFlags(fs *flag.FlagSet, args []string) (config, error) {
 	fs.StringVar(&c.TokensFile, "tokens", "", "static token file: lines 'token project-id project-name role[,role...]'")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long in-flight API requests may take at shutdown")
 	fs.DurationVar(&c.ResendPending, "resend-pending-after", c.ResendPending, "after a restart, send START again for instances still pending and reported by no node this long after start (0: never); keep it above the launchers' STATS period")
+	fs.IntVar(&c.GCPercent, "gc-percent", c.GCPercent, "garbage collector target percentage (GOGC), unless GOGC is set")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics, e.g. :9103 (default: off)")
 	fs.BoolVar(&c.Pprof, "pprof", false, "also serve the Go profiler at /debug/pprof/ on -metrics-addr")
 	registerImageFlags(fs, &c)
@@ -349,6 +357,9 @@ func main() {
 	}
 	if lerr := setLogDir(fs); lerr != nil {
 		glog.Warning(lerr)
+	}
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(cfg.GCPercent)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err = run(ctx, cfg)
