@@ -221,6 +221,11 @@ func TestOpenStackClient(t *testing.T) {
 	if tok.ID == "" || tok.ProjectID != project || tok.UserID == "" {
 		t.Errorf("token issue: %+v, want project %s", tok, project)
 	}
+	var projects []struct{ ID, Name string }
+	osc.json(&projects, "project", "list")
+	if len(projects) != 1 || projects[0].ID != project || projects[0].Name != "demo" {
+		t.Errorf("project list: %+v", projects)
+	}
 	status := func(id string) string { return apiStatus(t, httpsClient, base+"/v2.1/"+project, tok.ID, id) }
 
 	var flavors []struct {

@@ -28,6 +28,7 @@ func (s *Service) Handler() http.Handler {
 	r.HandleFunc("/v3/auth/tokens", s.checkToken).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/v3/auth/tokens", s.deleteToken).Methods(http.MethodDelete)
 	r.HandleFunc("/v3/auth/projects", s.authProjects).Methods(http.MethodGet)
+	r.HandleFunc("/v3/projects", s.authProjects).Methods(http.MethodGet) // `openstack project list`
 	r.HandleFunc("/v3/users/{user}/projects", s.userProjects).Methods(http.MethodGet)
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeError(w, http.StatusNotFound, "The resource could not be found.")
@@ -315,7 +316,10 @@ func (s *Service) deleteToken(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// authProjects is GET /v3/auth/projects.
+// authProjects is GET /v3/auth/projects, and GET /v3/projects (which
+// `openstack project list` reads) with the same answer: the projects the
+// caller has a role on. There is no listing of every project, even for
+// admins.
 func (s *Service) authProjects(w http.ResponseWriter, r *http.Request) {
 	me, ok := s.caller(w, r)
 	if !ok {

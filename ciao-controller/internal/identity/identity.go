@@ -12,6 +12,7 @@
 //	HEAD   /v3/auth/tokens          200 / 401 / 404, no body
 //	DELETE /v3/auth/tokens          204 revoked; 401 / 404 as GET
 //	GET    /v3/auth/projects        200 projects the caller has a role on
+//	GET    /v3/projects             200 the same (what `openstack project list` reads)
 //	GET    /v3/users/{id}/projects  200; 403 for another user unless admin
 //
 // Only the password method (user by id, or by name plus domain) and the

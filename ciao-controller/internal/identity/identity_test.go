@@ -444,6 +444,10 @@ func TestRescopeAndProjects(t *testing.T) {
 	if err := json.Unmarshal(b, &list); resp.StatusCode != 200 || err != nil || len(list.Projects) != 2 {
 		t.Fatalf("auth/projects: %d %s", resp.StatusCode, b)
 	}
+	resp, b2 := e.do(t, "GET", "/v3/projects", "", "X-Auth-Token", unscoped)
+	if resp.StatusCode != 200 || !bytes.Equal(bytes.Replace(b2, []byte("/v3/projects"), []byte("/v3/auth/projects"), 1), b) {
+		t.Fatalf("GET /v3/projects: %d %s, want the same as auth/projects %s", resp.StatusCode, b2, b)
+	}
 
 	// Rescope the unscoped token to B with the token method.
 	body := `{"auth":{"identity":{"methods":["token"],"token":{"id":"` + unscoped + `"}},"scope":{"project":{"id":"` + e.proj["B"] + `"}}}}`
@@ -473,8 +477,10 @@ func TestRescopeAndProjects(t *testing.T) {
 	if resp, _ := e.do(t, "GET", "/v3/users/nope/projects", "", "X-Auth-Token", admin); resp.StatusCode != 404 {
 		t.Fatalf("unknown user's projects: %d", resp.StatusCode)
 	}
-	if resp, _ := e.do(t, "GET", "/v3/auth/projects", ""); resp.StatusCode != 401 {
-		t.Fatalf("projects without token: %d", resp.StatusCode)
+	for _, p := range []string{"/v3/auth/projects", "/v3/projects"} {
+		if resp, _ := e.do(t, "GET", p, ""); resp.StatusCode != 401 {
+			t.Fatalf("%s without token: %d", p, resp.StatusCode)
+		}
 	}
 	if resp, b := e.do(t, "GET", "/v3", ""); resp.StatusCode != 200 || !bytes.Contains(b, []byte(`"v3.14"`)) {
 		t.Fatalf("version: %d %s", resp.StatusCode, b)
