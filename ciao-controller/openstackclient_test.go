@@ -129,7 +129,8 @@ func (c osClient) ok(args ...string) {
 // TestOpenStackClient drives the controller with the real OpenStack
 // command-line client (python3-openstackclient), unchanged: it logs in
 // against the built-in Keystone subset over HTTPS, finds compute and
-// image in the catalog, and runs the server, flavor, image and token
+// image in the catalog, and runs the token, project, flavor, image (with
+// upload and download) and server (create, show, stop, start, delete)
 // commands a user runs. The controller runs in-process with the real
 // ciao-scheduler binary and a fake launcher. Between commands the test
 // checks state through the API itself, to keep the slow-starting CLI to
@@ -313,6 +314,11 @@ func TestOpenStackClient(t *testing.T) {
 	osc.ok("server", "delete", srv.ID)
 	poll(t, "server gone", func() bool { return status(srv.ID) == "404" })
 
+	saved := filepath.Join(dir, "saved.raw")
+	osc.ok("image", "save", "--file", saved, img.ID)
+	if got, err := os.ReadFile(saved); err != nil || string(got) != string(data) {
+		t.Errorf("image save: %q %v, want %q", got, err, data)
+	}
 	osc.ok("image", "delete", img.ID)
 	if _, err := os.Stat(filepath.Join(cfg.ImageDir, img.ID)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("deleted image's data: %v", err)
