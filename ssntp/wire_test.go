@@ -170,7 +170,7 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	if code == 0 {
 		// Every client and server the tests started must be gone.
-		if err := goleak.Find(goleak.IgnoreTopFunction("github.com/golang/glog.(*fileSink).flushDaemon")); err != nil {
+		if err := goleak.Find(goleak.IgnoreAnyFunction("github.com/golang/glog.(*fileSink).flushDaemon")); err != nil {
 			fmt.Fprintf(os.Stderr, "goroutines leaked: %v\n", err)
 			code = 1
 		}

@@ -226,7 +226,7 @@ func TestRegisterWorkloadsAgainstTheControllerSchema(t *testing.T) {
 }
 
 func TestSupervisorRestartsAKilledDaemonAndStopsAll(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreTopFunction("github.com/golang/glog.(*fileSink).flushDaemon"))
+	defer goleak.VerifyNone(t, goleak.IgnoreAnyFunction("github.com/golang/glog.(*fileSink).flushDaemon"))
 	sleep, err := exec.LookPath("sleep")
 	if err != nil {
 		t.Skip("no sleep binary")
