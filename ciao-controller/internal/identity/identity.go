@@ -40,6 +40,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/ciao-project/ciao/ciao-controller/internal/api"
@@ -86,11 +87,30 @@ type Config struct {
 	BcryptCost int
 	// Now is the clock (tests); time.Now when nil.
 	Now func() time.Time
+	// CacheTTL is how long Authenticate trusts what it read for a token
+	// (user, project, roles) before reading the store again; 0 reads it
+	// on every request. A cached token still stops at its expiry, and a
+	// revocation through this service drops it at once; a user disabled
+	// or a role removed by another process (-create-user) is seen within
+	// CacheTTL.
+	CacheTTL time.Duration
+}
+
+// DefaultCacheTTL is Config.CacheTTL's default.
+const DefaultCacheTTL = 10 * time.Second
+
+// maxCached bounds the token cache; it is emptied when full.
+const maxCached = 100000
+
+// cached is an Authenticate answer and how long it holds.
+type cached struct {
+	id    api.Identity
+	until time.Time
 }
 
 // NewConfig returns a Config over store with the defaults.
 func NewConfig(store datastore.IdentityStore) Config {
-	return Config{Store: store, TokenTTL: DefaultTokenTTL, Region: "RegionOne", BcryptCost: bcrypt.DefaultCost}
+	return Config{Store: store, TokenTTL: DefaultTokenTTL, Region: "RegionOne", BcryptCost: bcrypt.DefaultCost, CacheTTL: DefaultCacheTTL}
 }
 
 // Validate checks the configuration.
@@ -98,6 +118,8 @@ func (c Config) Validate() error {
 	switch {
 	case c.Store == nil:
 		return errors.New("identity config: no store")
+	case c.CacheTTL < 0:
+		return errors.New("identity config: negative cache TTL")
 	case c.TokenTTL <= 0:
 		return errors.New("identity config: token ttl must be > 0")
 	case c.Region == "":
@@ -113,6 +135,10 @@ func (c Config) Validate() error {
 type Service struct {
 	cfg       Config
 	dummyHash []byte // bcrypt of a random password at BcryptCost; read-only
+
+	mu    sync.Mutex
+	cache map[string]cached // guarded by mu: token hash → answer
+	gen   uint64            // guarded by mu: revocations so far
 }
 
 var _ api.Authenticator = (*Service)(nil)
@@ -207,17 +233,53 @@ func (s *Service) load(ctx context.Context, t datastore.Token) (session, error) 
 // Authenticate implements api.Authenticator: the project and roles of a
 // live token. Unknown, expired and revoked tokens give api.ErrBadToken.
 func (s *Service) Authenticate(ctx context.Context, tok string) (api.Identity, error) {
+	var h string
+	var gen uint64
+	if s.cfg.CacheTTL > 0 && tok != "" {
+		h = hashToken(tok)
+		now := s.now()
+		s.mu.Lock()
+		c, ok := s.cache[h]
+		gen = s.gen
+		s.mu.Unlock()
+		if ok && now.Before(c.until) {
+			id := c.id
+			id.Roles = slices.Clone(id.Roles)
+			return id, nil
+		}
+	}
+	id, until, err := s.authenticate(ctx, tok)
+	if err == nil && h != "" {
+		if limit := s.now().Add(s.cfg.CacheTTL); limit.Before(until) {
+			until = limit
+		}
+		s.mu.Lock()
+		if s.gen == gen { // no revocation raced with the store reads
+			if s.cache == nil || len(s.cache) >= maxCached {
+				s.cache = map[string]cached{}
+			}
+			s.cache[h] = cached{id: id, until: until}
+			id.Roles = slices.Clone(id.Roles)
+		}
+		s.mu.Unlock()
+	}
+	return id, err
+}
+
+// authenticate is Authenticate without the cache; it also returns the
+// token's expiry.
+func (s *Service) authenticate(ctx context.Context, tok string) (api.Identity, time.Time, error) {
 	ses, err := s.validate(ctx, tok)
 	if errors.Is(err, ErrNoToken) {
-		return api.Identity{}, fmt.Errorf("%w: %v", api.ErrBadToken, err)
+		return api.Identity{}, time.Time{}, fmt.Errorf("%w: %v", api.ErrBadToken, err)
 	}
 	if err != nil {
-		return api.Identity{}, err
+		return api.Identity{}, time.Time{}, err
 	}
 	if ses.project == nil { // unscoped: no tenant, no roles
-		return api.Identity{}, nil
+		return api.Identity{}, ses.tok.ExpiresAt, nil
 	}
-	return api.Identity{TenantID: ses.project.ID, ProjectName: ses.project.Name, Roles: slices.Clone(ses.roles)}, nil
+	return api.Identity{TenantID: ses.project.ID, ProjectName: ses.project.Name, Roles: slices.Clone(ses.roles)}, ses.tok.ExpiresAt, nil
 }
 
 // issue stores a new token for user on project ("" = unscoped) and
@@ -246,7 +308,17 @@ func (s *Service) issue(ctx context.Context, userID, projectID string, methods [
 
 // revoke deletes a token.
 func (s *Service) revoke(ctx context.Context, tok string) error {
+	s.mu.Lock()
+	delete(s.cache, hashToken(tok))
+	s.gen++
+	s.mu.Unlock()
 	err := s.cfg.Store.DeleteToken(ctx, hashToken(tok))
+	// Again after the delete: an Authenticate that read the token
+	// before it went must not cache it (see gen).
+	s.mu.Lock()
+	delete(s.cache, hashToken(tok))
+	s.gen++
+	s.mu.Unlock()
 	if errors.Is(err, datastore.ErrNotFound) {
 		return ErrNoToken
 	}

@@ -638,3 +638,54 @@ func TestRemote(t *testing.T) {
 		t.Fatalf("wrong service password: %v", err)
 	}
 }
+
+// TestAuthenticateCache: a validated token is answered from memory (the
+// store is not read again within CacheTTL), still stops exactly at its
+// expiry, is dropped at once when revoked, and a token deleted behind the
+// service's back is refused after CacheTTL.
+func TestAuthenticateCache(t *testing.T) {
+	e := newTestEnv(t, func(c *Config) { c.TokenTTL = 10 * time.Minute; c.CacheTTL = time.Minute })
+	ctx := context.Background()
+	alice := e.login(t, "alice", "apw", "A")
+	id, err := e.svc.Authenticate(ctx, alice)
+	if err != nil || id.TenantID != e.proj["A"] {
+		t.Fatalf("authenticate: %+v %v", id, err)
+	}
+	// Delete the token in the store behind the service's back (as
+	// another process would): the cached answer holds for CacheTTL, then
+	// the store is read again.
+	if err := e.store.DeleteToken(ctx, hashToken(alice)); err != nil { // behind the service's back
+		t.Fatal(err)
+	}
+	if _, err := e.svc.Authenticate(ctx, alice); err != nil {
+		t.Fatalf("within CacheTTL the cached answer should hold: %v", err)
+	}
+	e.clock.Add(time.Minute)
+	if _, err := e.svc.Authenticate(ctx, alice); !errors.Is(err, api.ErrBadToken) {
+		t.Fatalf("after CacheTTL the deleted token still authenticates: %v", err)
+	}
+	// Expiry is exact even when cached.
+	bob := e.login(t, "bob", "bpw", "B")
+	if _, err := e.svc.Authenticate(ctx, bob); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Add(10*time.Minute - time.Nanosecond)
+	if _, err := e.svc.Authenticate(ctx, bob); err != nil {
+		t.Fatalf("just before expiry: %v", err)
+	}
+	e.clock.Add(time.Nanosecond)
+	if _, err := e.svc.Authenticate(ctx, bob); !errors.Is(err, api.ErrBadToken) {
+		t.Fatalf("cached token authenticates at its expiry: %v", err)
+	}
+	// Revocation through the service drops the cached answer at once.
+	admin := e.login(t, "admin", "secret", "admin")
+	if _, err := e.svc.Authenticate(ctx, admin); err != nil {
+		t.Fatal(err)
+	}
+	if resp, _ := e.do(t, "DELETE", "/v3/auth/tokens", "", "X-Auth-Token", admin, "X-Subject-Token", admin); resp.StatusCode != 204 {
+		t.Fatalf("revoke: %d", resp.StatusCode)
+	}
+	if _, err := e.svc.Authenticate(ctx, admin); !errors.Is(err, api.ErrBadToken) {
+		t.Fatalf("revoked token still authenticates: %v", err)
+	}
+}
