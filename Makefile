@@ -15,10 +15,20 @@ DEVCLUSTER_FLAGS ?=
 
 .PHONY: help build deps test unit check fuzz fuzz-short bench clean
 .PHONY: release release-check dev-cluster dev-cluster-down dev-cluster-status acceptance acceptance-ci
-# make test's acceptance run uses its own state directory and ports, so a
-# developer's dev cluster survives it.
-CI_STATE ?= /var/lib/ciao-acceptance
-CI_FLAGS ?= -state-dir $(CI_STATE) -scheduler-port 18888 -api-port 18774 -webui-port 13000 -net-prefix ciaoci
+# make test's acceptance run uses its own state directory, ports and
+# namespace prefix, so a developer's dev cluster survives it; they are
+# derived from a hash of the checkout's path (fixed for a checkout), so two
+# checkouts run make test at once without touching each other's cluster.
+# A lock per port slot makes a second run from the same checkout (or the
+# rare checkout whose hash lands in the same slot) fail at once, naming the
+# cluster that holds it, instead of tearing that cluster down.
+CI_ID    := $(shell printf '%s' '$(CURDIR)' | sha256sum | cut -c1-6)
+CI_SLOT  := $(shell echo $$((0x$(CI_ID) % 1000)))
+CI_PORT  := $(shell echo $$((20000 + 3 * $(CI_SLOT))))
+CI_STATE ?= /var/lib/ciao-acceptance-$(CI_ID)
+CI_LOCK  ?= /run/lock/ciao-acceptance-$(CI_PORT).lock
+CI_FLAGS ?= -state-dir $(CI_STATE) -scheduler-port $(CI_PORT) -api-port $(shell echo $$(($(CI_PORT) + 1))) \
+	-webui-port $(shell echo $$(($(CI_PORT) + 2))) -net-prefix ci$(CI_ID)
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -69,13 +79,17 @@ release: ## VERSION=x.y.z: dist/ciao-x.y.z-linux-amd64.tar.gz, release notes fro
 acceptance: ## the acceptance suite (ciao-cli only) against the running dev cluster
 	CIAO_ACCEPTANCE=1 CIAO_DEVCLUSTER_STATE=$(DEV_STATE) $(GO) test -count=1 -v -timeout 30m ./_release/acceptance
 
-acceptance-ci: ## a dev cluster from scratch, the acceptance suite, then teardown with the leftover check
-	$(GO) run ./_release/cmd/ciao-devcluster down $(CI_FLAGS)
-	$(GO) run ./_release/cmd/ciao-devcluster up -repo $(CURDIR) $(CI_FLAGS) || \
-	  { $(GO) run ./_release/cmd/ciao-devcluster down $(CI_FLAGS); exit 1; }
+acceptance-ci: ## a dev cluster from scratch (per-checkout state and ports), the acceptance suite, then teardown with the leftover check
+	@mkdir -p $(dir $(CI_LOCK)); exec 9<>$(CI_LOCK); \
+	if ! flock -n 9; then \
+	  echo "another acceptance cluster is running at $$(cat $(CI_LOCK)) (ports $(CI_PORT)-$$(($(CI_PORT) + 2)), lock $(CI_LOCK)); wait for it to end" >&2; exit 1; \
+	fi; \
+	printf '%s (pid %s)\n' '$(CI_STATE)' $$$$ >$(CI_LOCK); \
+	down() { $(GO) run ./_release/cmd/ciao-devcluster down $(CI_FLAGS); }; \
+	echo "acceptance cluster at $(CI_STATE), ports $(CI_PORT)-$$(($(CI_PORT) + 2))"; \
+	down && $(GO) run ./_release/cmd/ciao-devcluster up -repo $(CURDIR) $(CI_FLAGS) || { down; exit 1; }; \
 	CIAO_ACCEPTANCE=1 CIAO_ACCEPTANCE_TEARDOWN=1 CIAO_DEVCLUSTER_STATE=$(CI_STATE) \
-	  $(GO) test -count=1 -v -timeout 30m ./_release/acceptance || \
-	  { $(GO) run ./_release/cmd/ciao-devcluster down $(CI_FLAGS); exit 1; }
+	  $(GO) test -count=1 -v -timeout 30m ./_release/acceptance || { down; exit 1; }
 
 fuzz-short: ## every fuzz target for a few seconds (FUZZTIME=3s)
 	@./scripts/fuzz.sh 3s

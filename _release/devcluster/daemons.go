@@ -75,6 +75,7 @@ func (c Config) Daemons(network bool) []Daemon {
 		"-httpscert", c.httpsCert(), "-httpskey", c.httpsKey(),
 		"-compute-host", c.listenHost(), "-compute-port", strconv.Itoa(c.APIPort),
 		"-database", c.Database(), "-image-dir", c.Path("controller", "images"),
+		"-tables_init_path", c.tablesDir(), "-workloads_path", c.workloadsDir(),
 		"-public-url", c.APIURL()}}
 	if network {
 		ctl.Args = append(ctl.Args, "-network")

@@ -82,20 +82,15 @@ func Up(ctx context.Context, cfg Config) (rep Report, err error) {
 	})
 	_ = step("build", func() error { return cfg.build(ctx) })
 	_ = step("tenant networking", func() error {
-		supported := cfg.networkSupported(ctx)
+		why := cfg.networkMissing(ctx)
 		switch {
-		case cfg.Network == "on" && !supported:
-			return errors.New("-network on: the controller does not implement -network yet")
-		case cfg.Network == "off" || !supported:
-			m.Network, m.NetworkWhyOff = false, "the controller does not implement -network yet"
+		case cfg.Network == "on" && why != "":
+			return errors.New("-network on: " + why)
+		case cfg.Network == "off" || why != "":
+			m.Network, m.NetworkWhyOff = false, why
 			if cfg.Network == "off" {
 				m.NetworkWhyOff = "-network off"
 			}
-			return nil
-		case cfg.Network == "auto" && !exists("/dev/vhost-net"):
-			// The launcher's QEMU driver always asks for vhost on a
-			// tenant VNIC, so a VM cannot start without /dev/vhost-net.
-			m.Network, m.NetworkWhyOff = false, "this host has no /dev/vhost-net, which the launcher's VMs need with tenant networking (-network on to force it)"
 			return nil
 		}
 		m.Network = true
@@ -144,7 +139,7 @@ func Up(ctx context.Context, cfg Config) (rep Report, err error) {
 		if err := cfg.writeEnvFiles(cr); err != nil {
 			return err
 		}
-		return registerWorkloads(ctx, cfg.Database(), DevWorkloads())
+		return cfg.writeWorkloadFiles()
 	})
 	if err != nil {
 		return rep, err
@@ -275,19 +270,24 @@ func (c Config) createUser(ctx context.Context, user, password, project, role st
 	return nil
 }
 
-// networkSupported reports whether the controller implements -network
-// (its -help does not say "not implemented").
-func (c Config) networkSupported(ctx context.Context) bool {
+// networkMissing says what this host or build lacks for tenant
+// networking ("" when nothing): the controller's -network, ip netns, or
+// dnsmasq (the CNCI agent's DHCP). /dev/vhost-net is not needed: the
+// launcher uses vhost only where it exists.
+func (c Config) networkMissing(ctx context.Context) string {
 	out, _ := exec.CommandContext(ctx, c.Bin("ciao-controller"), "-help").CombinedOutput()
-	for _, line := range strings.Split(string(out), "\n") {
-		if strings.HasPrefix(strings.TrimSpace(line), "-network") {
-			// The description is on the next line(s) in flag's format.
-			i := strings.Index(string(out), line)
-			desc := string(out[i:min(len(out), i+len(line)+200)])
-			return !strings.Contains(desc, "not implemented")
+	if !strings.Contains(string(out), "-network") || !strings.Contains(string(out), "-cnci-timeout") {
+		return "the controller does not implement -network"
+	}
+	if !exists(c.Bin("ciao-cnci-agent")) {
+		return "ciao-cnci-agent was not built"
+	}
+	for _, tool := range []string{"ip", "dnsmasq"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return tool + " is not installed (make deps)"
 		}
 	}
-	return false
+	return ""
 }
 
 // supervisorRunning returns the pid of the supervisor holding the state

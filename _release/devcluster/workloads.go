@@ -1,6 +1,7 @@
 package devcluster
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"fmt"
@@ -52,90 +53,71 @@ func DevWorkloads() []Workload {
 	}
 }
 
-// registerWorkloads writes the dev workloads into the controller's
-// database, updating them in place on a second run.
-//
-// Workaround: the controller has no API to create a workload (its
-// workloads are compiled in), so this writes the rows of
-// ciao-controller/internal/datastore/migrations/0001_init.sql directly.
-// The controller reads workloads from the database on every request, so
-// the rows are seen at once, even by a running controller.
-func registerWorkloads(ctx context.Context, dbPath string, ws []Workload) error {
-	db, err := sql.Open("sqlite3", "file:"+dbPath+"?_busy_timeout=10000&_foreign_keys=1")
-	if err != nil {
-		return fmt.Errorf("register workloads: %w", err)
-	}
-	defer db.Close()
-	if err := checkColumns(ctx, db, "workloads", "id", "tenant_id", "description", "filename", "fw_type", "vm_type",
-		"image_id", "image_name", "config", "internal"); err != nil {
-		return err
-	}
-	if err := checkColumns(ctx, db, "workload_resources", "workload_id", "position", "resource", "value", "mandatory"); err != nil {
-		return err
-	}
-	tx, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("register workloads: %w", err)
-	}
-	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
-	for _, w := range ws {
-		_, err := tx.ExecContext(ctx, `INSERT INTO workloads (id, tenant_id, description, filename, fw_type, vm_type,
-			image_id, image_name, config, internal) VALUES (?, NULL, ?, ?, ?, ?, ?, ?, ?, 0)
-			ON CONFLICT(id) DO UPDATE SET description = excluded.description, fw_type = excluded.fw_type,
-			vm_type = excluded.vm_type, image_id = excluded.image_id, image_name = excluded.image_name,
-			config = excluded.config`,
-			w.ID, w.Description, "devcluster.yaml", w.FWType, w.VMType, w.ImageID, w.ImageName, w.Config)
-		if err != nil {
-			return fmt.Errorf("register workload %s: %w", w.ID, err)
-		}
-		for i, r := range []struct {
-			name  string
-			value int
-		}{{"vcpus", w.VCPUs}, {"mem_mb", w.MemMB}, {"disk_mb", w.DiskMB}} {
-			_, err := tx.ExecContext(ctx, `INSERT INTO workload_resources (workload_id, position, resource, value, mandatory)
-				VALUES (?, ?, ?, ?, 1) ON CONFLICT(workload_id, position) DO UPDATE SET resource = excluded.resource,
-				value = excluded.value, mandatory = 1`, w.ID, i, r.name, r.value)
-			if err != nil {
-				return fmt.Errorf("register workload %s: %s: %w", w.ID, r.name, err)
-			}
+// CNCIWorkload is the internal workload the controller starts, with
+// -network, as each tenant's CNCI on the network node (the 2016 id; its
+// resources are the singlevm ones, controller.md §8.3). The network
+// node's launcher runs it as a namespace with ciao-cnci-agent.
+const CNCIWorkload = "eba04826-62a5-48bd-876f-9119667b1487"
+
+// Workload definition files (controller.md §7.4, §8.2) in the state
+// directory, passed to the controller as -tables_init_path and
+// -workloads_path.
+func (c Config) tablesDir() string    { return c.Path("controller", "tables") }
+func (c Config) workloadsDir() string { return c.Path("controller", "workloads") }
+
+// writeWorkloadFiles writes the dev workloads, and the CNCI workload, as
+// the 2016 definition files: workload_template.csv and
+// workload_resources.csv in the tables directory, one cloud-init file per
+// workload in the workloads directory. The controller seeds them at start
+// (an id it already has keeps its stored definition).
+func (c Config) writeWorkloadFiles() error {
+	for _, d := range []string{c.tablesDir(), c.workloadsDir()} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
 		}
 	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("register workloads: %w", err)
+	tmpl, res, yamls := workloadFiles(DevWorkloads())
+	if err := writeFileAtomic(filepath.Join(c.tablesDir(), "workload_template.csv"), tmpl, 0o644); err != nil {
+		return err
+	}
+	if err := writeFileAtomic(filepath.Join(c.tablesDir(), "workload_resources.csv"), res, 0o644); err != nil {
+		return err
+	}
+	for name, b := range yamls {
+		if err := writeFileAtomic(filepath.Join(c.workloadsDir(), name), b, 0o644); err != nil {
+			return err
+		}
 	}
 	return nil
 }
 
-// checkColumns fails with a clear message when the controller's schema no
-// longer has the columns registerWorkloads writes.
-func checkColumns(ctx context.Context, db *sql.DB, table string, want ...string) error {
-	rows, err := db.QueryContext(ctx, `SELECT name FROM pragma_table_info(?)`, table)
-	if err != nil {
-		return fmt.Errorf("register workloads: schema of %s: %w", table, err)
-	}
-	defer rows.Close()
-	have := map[string]bool{}
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			return err
-		}
-		have[n] = true
-	}
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	var missing []string
-	for _, w := range want {
-		if !have[w] {
-			missing = append(missing, w)
+// workloadFiles renders the workloads, plus the CNCI, as the contents of
+// workload_template.csv, workload_resources.csv and their cloud-init
+// files by name.
+func workloadFiles(ws []Workload) (template, resources []byte, yamls map[string][]byte) {
+	var t, r bytes.Buffer
+	t.WriteString("# id, description, filename, fw_type, vm_type, image_id, image_name, internal\n")
+	r.WriteString("# workload_id, resource_id, default_value, estimated_value, mandatory\n")
+	yamls = map[string][]byte{}
+	q := func(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
+	row := func(id, desc, file, fw, vm, image, name string, internal int, res ...[2]int) {
+		fmt.Fprintf(&t, "%s, %s, %s, %s, %s, %s, %s, %d\n", id, q(desc), file, q(fw), vm, image, q(name), internal)
+		for _, x := range res {
+			fmt.Fprintf(&r, "%s, %d, %d, %d, 1\n", id, x[0], x[1], x[1])
 		}
 	}
-	if len(missing) > 0 {
-		return fmt.Errorf("register workloads: the controller's table %s lacks %s: its schema changed; update _release/devcluster/workloads.go",
-			table, strings.Join(missing, ", "))
+	// Resource ids of controller.md §4.5: 2 vcpus, 3 mem_mb, 4 disk_mb,
+	// 5 network_node.
+	for _, w := range ws {
+		file := "dev-" + w.ID + ".yaml"
+		yamls[file] = []byte(w.Config)
+		row(w.ID, w.Description, file, w.FWType, w.VMType, w.ImageID, w.ImageName, 0,
+			[2]int{2, w.VCPUs}, [2]int{3, w.MemMB}, [2]int{4, w.DiskMB})
 	}
-	return nil
+	yamls["cnci.yaml"] = []byte("---\n#cloud-config\n...\n")
+	row(CNCIWorkload, "CNCI", "cnci.yaml", "efi", "qemu", "4e16e743-265a-4bf2-9fd1-57ada0b28904", "", 1,
+		[2]int{2, 4}, [2]int{3, 128}, [2]int{4, 128}, [2]int{5, 1})
+	return t.Bytes(), r.Bytes(), yamls
 }
 
 // installVMImage puts the kernel, initramfs and command line built by
@@ -152,8 +134,8 @@ func installVMImage(src, dir string) error {
 }
 
 // projectID reads the id of an identity project from the controller's
-// database (same workaround as registerWorkloads: there is no API that
-// lists projects to a member).
+// database (a workaround: there is no API that lists projects to a
+// member).
 func projectID(ctx context.Context, dbPath, name string) (string, error) {
 	db, err := sql.Open("sqlite3", "file:"+dbPath+"?_busy_timeout=10000")
 	if err != nil {
