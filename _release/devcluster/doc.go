@@ -8,14 +8,17 @@
 // and ciao-devcluster into <state>/bin, makes a CA and one certificate per
 // SSNTP role plus the API's HTTPS pair, writes configuration.yaml, creates
 // the identities admin (cloud admin) and demo (a tenant) with the
-// controller's -create-user, registers three workloads (a busybox
-// container, a small VM, a bare-metal process), starts the scheduler, the
+// controller's -create-user, writes three workloads (a busybox
+// container, a small VM, a bare-metal process) and the CNCI as the 2016
+// workload definition files the controller seeds from
+// (-tables_init_path, -workloads_path), starts the scheduler, the
 // controller and two launchers (a compute node and a network node) and
 // launches one instance of each workload as the demo tenant through
 // ciao-cli.
 //
-// Tenant networking is on when the controller implements -network
-// (Config.Network "auto"): the nodes' tenant networks then live in network
+// Tenant networking is on wherever its pieces exist (Config.Network
+// "auto": the controller's -network, ip, dnsmasq; /dev/vhost-net is not
+// needed): the nodes' tenant networks then live in network
 // namespaces joined by an underlay bridge (network.go), the network-node
 // launcher runs CNCIs as namespaces with ciao-cnci-agent, and nothing is
 // routed to or from the host's interfaces.

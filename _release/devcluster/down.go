@@ -58,9 +58,15 @@ func Down(ctx context.Context, cfg Config) error {
 	for _, pid := range cfg.daemonPIDs() {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
+	// A launcher's -hard-reset that fails part way (seen: its networking
+	// reset deletes a container's veth peer and then fails on the other
+	// end, which went with it) is reported, but does not fail Down when
+	// the leftover check below finds nothing: removing the namespaces
+	// takes the rest, and "nothing left" is what Down promises.
+	var resetErrs []error
 	for _, kind := range []string{ComputeNode, NetworkNode} {
 		if err := cfg.hardReset(ctx, m, kind); err != nil {
-			errs = append(errs, err)
+			resetErrs = append(resetErrs, err)
 		}
 	}
 	if err := cfg.teardownNetwork(ctx, m.Namespaces); err != nil {
@@ -71,7 +77,12 @@ func Down(ctx context.Context, cfg Config) error {
 	}
 	left := Leftovers(cfg, m, instances)
 	if len(left) > 0 {
+		errs = append(errs, resetErrs...)
 		errs = append(errs, fmt.Errorf("left behind:\n  %s", strings.Join(left, "\n  ")))
+	} else {
+		for _, e := range resetErrs {
+			cfg.logf("devcluster: warning (nothing was left behind): %v", e)
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -225,9 +236,11 @@ func Leftovers(cfg Config, m Manifest, instances []string) []string {
 }
 
 // ownInterfacePrefixes are the names of the interfaces ciao networking
-// makes on a node; other new interfaces belong to whatever else runs on
-// the machine.
-var ownInterfacePrefixes = []string{"ciao", "cn_", "br_", "vx_", "gre_", "cnci"}
+// makes on a node (networking/names.go: subnet bridges, VNICs and taps,
+// veth peers, CNCI VNICs, tunnels); other new interfaces belong to
+// whatever else runs on the machine. With the dev cluster's namespaces
+// they are made inside them; this catches any made in the host's.
+var ownInterfacePrefixes = []string{"ciao", "sbr_", "svn_", "svp_", "svc_", "sgt_"}
 
 func ownInterface(name string) bool {
 	for _, p := range ownInterfacePrefixes {

@@ -157,8 +157,17 @@ func (c Config) RestoreNode(ctx context.Context, kind string) error {
 	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
 		return err
 	}
-	return poll(ctx, time.Minute, func() (bool, error) {
-		p, _ := c.DaemonPID(ctx, name)
-		return p != 0 && p != pid && processAlive(p), nil
-	})
+	var newPID int
+	if err := poll(ctx, time.Minute, func() (bool, error) {
+		newPID, _ = c.DaemonPID(ctx, name)
+		return newPID != 0 && newPID != pid && processAlive(newPID), nil
+	}); err != nil {
+		return fmt.Errorf("%s (pid %d) was not restarted: %w", name, pid, err)
+	}
+	// The file is removed before the restart, so the new launcher starts
+	// out of maintenance; check nothing wrote it again meanwhile.
+	if exists(filepath.Join(c.LauncherDir(kind), "maintenance")) {
+		return fmt.Errorf("%s restarted as %d but its maintenance file is back", name, newPID)
+	}
+	return nil
 }
