@@ -60,7 +60,7 @@ func TestCNCIPerTenant(t *testing.T) {
 	cfg.CACert, cfg.Cert, cfg.Server, cfg.Port = ca, ctlCert, "127.0.0.1", port
 	cfg.PlainHTTP, cfg.ComputeHost, cfg.ComputePort = true, "127.0.0.1", 0
 	cfg.Database = filepath.Join(dir, "controller.db")
-	cfg.Network, cfg.CNCITimeout = true, 2*time.Second
+	cfg.Network, cfg.CNCITimeout = true, 5*time.Second
 	cfg.tokens = api.StaticTokens{adminTok: {TenantID: t1, ProjectName: "admin", Roles: []string{"admin"}}}
 	cfg.ssntpMod = func(c *ssntp.Config) { c.BackoffUnit = 20 * time.Millisecond; c.Log = testutil.Logger(t) }
 	addr := make(chan net.Addr, 1)

@@ -93,7 +93,7 @@ func TestControllerSIGKILL(t *testing.T) {
 		agents = append(agents, testutil.NewFakeAgent(t, port, ssntp.AGENT, testutil.WithAutoReady(1<<20)))
 	}
 	// Launchers report every 50 ms; the controller re-sends STARTs left
-	// pending after 3 s, sixty report periods.
+	// pending after 10 s, two hundred report periods (slack for a loaded CI).
 	stopStats := make(chan struct{})
 	statsDone := make(chan struct{})
 	go func() {
@@ -117,7 +117,7 @@ func TestControllerSIGKILL(t *testing.T) {
 	base := "http://127.0.0.1:" + strconv.Itoa(apiPort) + "/v2.1/" + tenant
 	args := strings.Join([]string{"-cacert", ca, "-cert", ctlCert, "-server", "127.0.0.1", "-port", strconv.Itoa(port),
 		"-compute-host", "127.0.0.1", "-compute-port", strconv.Itoa(apiPort), "-database", filepath.Join(dir, "c.db"),
-		"-tokens", tokens, "-resend-pending-after", "3s"}, " ")
+		"-tokens", tokens, "-resend-pending-after", "10s"}, " ")
 	first := startChild(t, dir, "controller1", args)
 	waitAPI(t, base)
 
