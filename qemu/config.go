@@ -136,8 +136,10 @@ const (
 	NetUser NetKind = iota + 1
 	// NetTap attaches an existing tap interface by name (compute node VNIC).
 	NetTap
-	// NetTapFDs attaches already-opened /dev/tapN descriptors (network node
-	// macvtap, multi-queue); Launch passes them as fds 3, 4, ...
+	// NetTapFDs attaches already-opened tap descriptors: a network node's
+	// macvtap queues (/dev/tapN, multi-queue when more than one), or one
+	// tap opened in another network namespace; Launch passes them as fds
+	// 3, 4, ...
 	NetTapFDs
 )
 
@@ -180,9 +182,15 @@ func (n NetDev) args(firstFD int) []string {
 		for i := range n.FDs {
 			fds[i] = strconv.Itoa(firstFD + i)
 		}
+		// Several queues make a multi-queue NIC (2016 launcher §7.5);
+		// one is a plain tap opened by the caller.
+		mq := ""
+		if len(n.FDs) > 1 {
+			mq = "mq=on,vectors=32,"
+		}
 		return []string{
 			"-netdev", fmt.Sprintf("type=tap,fds=%s,id=%s%s", strings.Join(fds, ":"), n.id(), vhost),
-			"-device", fmt.Sprintf("virtio-net-pci,netdev=%s,mq=on,vectors=32,mac=%s", n.id(), n.MAC),
+			"-device", fmt.Sprintf("virtio-net-pci,netdev=%s,%smac=%s", n.id(), mq, n.MAC),
 		}
 	}
 	return nil

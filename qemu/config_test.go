@@ -52,6 +52,10 @@ func TestArgs(t *testing.T) {
 				FDs: []*os.File{os.Stdin, os.Stdin, os.Stdin, os.Stdin}}}
 		}, seedAndNet + "-netdev type=tap,fds=3:4:5:6,id=mvt0,vhost=on " +
 			"-device virtio-net-pci,netdev=mvt0,mq=on,vectors=32,mac=02:00:00:00:00:02 " + tail},
+		{"tap fd opened in another namespace", func(c *Config) {
+			c.NetDevs = []NetDev{{Kind: NetTapFDs, ID: "svn_1", MAC: "02:00:ac:10:00:02", FDs: []*os.File{os.Stdin}}}
+		}, seedAndNet + "-netdev type=tap,fds=3,id=svn_1 " +
+			"-device virtio-net-pci,netdev=svn_1,mac=02:00:ac:10:00:02 " + tail},
 		{"launcher volume", func(c *Config) {
 			vol := Drive{File: "rbd:rbd/v1:id=ciao", Interface: "none", ID: "drive_v1", Format: "raw",
 				PCISlot: 5, DeviceID: "device_v1"}

@@ -10,8 +10,8 @@ import (
 )
 
 // VMImage is the boot image scripts/build-vm-image.sh makes: a Debian
-// kernel, a busybox initramfs whose /init prints VMBootedMarker on ttyS0,
-// and a small qcow2 disk.
+// kernel, a busybox initramfs whose /init prints VMBootedMarker on ttyS0
+// (and VMNetMarker once DHCP configured eth0), and a small qcow2 disk.
 type VMImage struct {
 	Dir     string // build/vm at the repository root
 	Kernel  string
@@ -23,6 +23,11 @@ type VMImage struct {
 // VMBootedMarker starts the console line the test image's /init prints,
 // followed by the VM's uuid.
 const VMBootedMarker = "CIAO-VM-BOOTED"
+
+// VMNetMarker starts the console line the test image prints when eth0 got
+// an address by DHCP: "CIAO-VM-NET eth0 <ip>/<prefix length>". A VM without
+// a NIC never prints it, and its boot does not wait for DHCP.
+const VMNetMarker = "CIAO-VM-NET"
 
 var (
 	vmImageOnce sync.Once

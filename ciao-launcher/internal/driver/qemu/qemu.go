@@ -42,8 +42,10 @@
 //
 // A VM whose START carries tenant networking is attached to the tap VNIC
 // the launcher made for it (Spec.Vnic, guest MAC Spec.VnicMAC, vhost on
-// where /dev/vhost-net exists);
-// a CNCI VM on a network node to its macvtap, opened four times
+// where /dev/vhost-net exists). When the node's networking lives in
+// another namespace (Spec.VnicNetns) the driver opens the tap there and
+// QEMU inherits the descriptor, since QEMU would look for the tap by name
+// in its own namespace. A CNCI VM on a network node to its macvtap, opened four times
 // (Spec.VnicTapDevice, multi-queue); any other VM gets QEMU user-mode
 // networking, as with -network=false.
 package qemu
@@ -365,6 +367,14 @@ func (d *Driver) launch(ctx context.Context, spec driver.Spec, img bootImage, ac
 			fds = append(fds, f)
 		}
 		c.NetDevs = []qemulib.NetDev{{Kind: qemulib.NetTapFDs, ID: spec.Vnic, MAC: spec.VnicMAC, VHost: vhostNet(), FDs: fds}}
+	} else if spec.Vnic != "" && spec.VnicNetns != "" {
+		// The node's tap lives in another namespace: open it there.
+		f, err := openTapIn(spec.VnicNetns, spec.Vnic)
+		if err != nil {
+			return driver.Handle{}, fmt.Errorf("%w: %v", driver.ErrLaunch, err)
+		}
+		defer f.Close()
+		c.NetDevs = []qemulib.NetDev{{Kind: qemulib.NetTapFDs, ID: spec.Vnic, MAC: spec.VnicMAC, VHost: vhostNet(), FDs: []*os.File{f}}}
 	}
 	if _, err := qemulib.LaunchConfig(ctx, c, glogger{}); err != nil {
 		return driver.Handle{}, fmt.Errorf("%w: %v", driver.ErrLaunch, err)
