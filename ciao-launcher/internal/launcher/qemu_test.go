@@ -82,6 +82,10 @@ func TestVMLifecycle(t *testing.T) {
 	srv.SendCommand(t, l.id, ssntp.START, vmStart(t, vmInstance, vmImage))
 	waitStats(t, srv, "VM active", stateIs(vmInstance, payloads.InstanceActive))
 	waitMarker(t, cfg, vmInstance)
+	// The guest read its config drive (a virtio CD-ROM): meta_data.json
+	// names the instance. User-mode networking gave it an address.
+	waitConsole(t, cfg, vmInstance, `"uuid":"`+vmInstance+`"`)
+	waitConsole(t, cfg, vmInstance, testutil.VMNetMarker+" eth0 10.0.2.15/24")
 	waitStats(t, srv, "VM memory sample", func(s payloads.Stat) bool {
 		i, ok := instanceIn(s, vmInstance)
 		return ok && i.State == payloads.InstanceActive && i.MemoryUsageMB > 0 && i.CPUUsage >= 0
