@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -31,6 +32,9 @@ type options struct {
 	hardReset bool
 	restore   bool
 	osprepare bool
+	// cpuProfile, if set, is where a CPU profile of the run is written
+	// (for launcher-bench -cpu figures; see go tool pprof).
+	cpuProfile string
 }
 
 func parseFlags(fs *flag.FlagSet, args []string) (launcher.Config, options, error) {
@@ -73,6 +77,7 @@ func parseFlags(fs *flag.FlagSet, args []string) (launcher.Config, options, erro
 	fs.BoolVar(&cfg.Simulation, "simulation", false, "run every instance on the simulation backend (scale tests)")
 	fs.BoolVar(&cfg.Process, "process", cfg.Process, "allow bare-metal process workloads (user data with #ciao-process)")
 	fs.BoolVar(&o.restore, "restore", false, "take an evacuated node out of maintenance before starting")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file (profiling)")
 	fs.BoolVar(&o.osprepare, "osprepare", true, "install the node's missing OS packages (qemu, docker, ...) at start")
 	fs.StringVar(&cfg.StateDir, "state-dir", cfg.StateDir, "directory holding one directory per instance")
 	fs.StringVar(&cfg.UUIDDir, "uuid-dir", cfg.UUIDDir, "directory keeping the launcher's SSNTP UUID")
@@ -140,6 +145,17 @@ func run(ctx context.Context, cfg launcher.Config, o options) error {
 	}
 	if o.osprepare {
 		prepareOS(ctx)
+	}
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err != nil {
+			return fmt.Errorf("-cpuprofile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("-cpuprofile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	start := time.Now()
 	err := launcher.Run(ctx, cfg)

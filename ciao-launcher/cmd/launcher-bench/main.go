@@ -5,9 +5,10 @@
 // image (scripts/start-dockerd.sh, scripts/test-image.sh), and removes
 // every container it creates.
 //
-// With -rss process or -rss docker it instead measures the memory of the
-// real launcher binary running -n instances of that backend, started by an
-// in-process scheduler (see runRSS); run it as root from the repository
+// With -rss process, docker or sim it instead measures the memory and the
+// CPU (per instance per second, over -cpu-window) of the real launcher
+// binary running -n instances of that backend, started by an in-process
+// scheduler (see runRSS); run it as root from the repository
 // (it builds ./ciao-launcher unless -launcher names a binary).
 package main
 
@@ -30,12 +31,14 @@ func main() {
 	img := flag.String("image", "ciao-test/busybox:latest", "image to start (must be loaded)")
 	runs := flag.Int("runs", 7, "single-start samples per side")
 	n := flag.Int("n", 100, "containers started back to back per side; instances with -rss")
-	rss := flag.String("rss", "", "measure the launcher's RSS with -n instances of this backend (process or docker) instead")
+	rss := flag.String("rss", "", "measure the launcher's RSS and CPU with -n instances of this backend (process, docker or sim) instead")
+	cpuWindow := flag.Duration("cpu-window", 10*time.Second, "with -rss: measure the launcher's CPU over this window (0 = no CPU figure)")
+	cpuProfile := flag.String("cpuprofile", "", "with -rss: the launcher writes its CPU profile here (go tool pprof)")
 	bin := flag.String("launcher", "", "ciao-launcher binary for -rss (default: build it)")
 	flag.Parse()
 	var err error
 	if *rss != "" {
-		err = runRSS(context.Background(), *rss, *bin, *img, *n)
+		err = runRSS(context.Background(), *rss, *bin, *img, *n, *cpuWindow, *cpuProfile)
 	} else {
 		err = run(context.Background(), *img, *runs, *n)
 	}

@@ -86,9 +86,17 @@ func (s *rssScheduler) state() (active, failures int, lastErr string) {
 // and a few resource samples have been taken, then reads VmRSS and VmHWM
 // of the launcher from /proc. Everything is removed afterwards with
 // ciao-launcher -hard-reset.
-func runRSS(ctx context.Context, backend, bin, img string, n int) error {
-	if backend != "process" && backend != "docker" {
-		return fmt.Errorf("-rss %q: want process or docker", backend)
+//
+// Backend "sim" runs the launcher with -simulation, STATS every second and
+// the default resource interval, as controller-bench does. Every backend
+// then also gets a CPU figure: the launcher's user+system CPU time over
+// cpuWindow, per instance per second of wall time.
+func runRSS(ctx context.Context, backend, bin, img string, n int, cpuWindow time.Duration, cpuProfile string) error {
+	if backend != "process" && backend != "docker" && backend != "sim" {
+		return fmt.Errorf("-rss %q: want process, docker or sim", backend)
+	}
+	if n < 1 || cpuWindow < 0 {
+		return fmt.Errorf("-n %d, -cpu-window %v: want at least one instance and a non-negative window", n, cpuWindow)
 	}
 	tmp, err := os.MkdirTemp("", "launcher-bench-rss")
 	if err != nil {
@@ -119,9 +127,10 @@ func runRSS(ctx context.Context, backend, bin, img string, n int) error {
 	if err := os.WriteFile(cert, agent, 0o600); err != nil {
 		return err
 	}
-	// Disk limits off: 100 instances must fit whatever the disk.
+	// Disk limits off: 100 instances must fit whatever the disk; memory
+	// limits off too for simulated instances, as in controller-bench.
 	conf, err := yaml.Marshal(payloads.Configure{Configure: payloads.ConfigurePayload{
-		Launcher: payloads.ConfigureLauncher{MemoryLimit: true, DiskLimit: false},
+		Launcher: payloads.ConfigureLauncher{MemoryLimit: backend != "sim", DiskLimit: false},
 	}})
 	if err != nil {
 		return err
@@ -143,8 +152,15 @@ func runRSS(ctx context.Context, backend, bin, img string, n int) error {
 	args := []string{"-osprepare=false", "-cacert", ca, "-cert", cert, "-server", "localhost", "-port", port,
 		"-state-dir", stateDir, "-uuid-dir", filepath.Join(tmp, "uuid"), "-lock-file", filepath.Join(tmp, "lock"),
 		"-maintenance-file", filepath.Join(tmp, "maintenance"), "-network=false",
-		"-stats-interval", "500ms", "-resource-interval", "500ms",
 		"-mem-low-water", "0", "-mem-high-water", "0", "-log_dir", tmp}
+	if backend == "sim" {
+		args = append(args, "-simulation", "-stats-interval", "1s")
+	} else {
+		args = append(args, "-stats-interval", "500ms", "-resource-interval", "500ms")
+	}
+	if cpuProfile != "" {
+		args = append(args, "-cpuprofile", cpuProfile)
+	}
 	logf, err := os.Create(filepath.Join(tmp, "launcher.out"))
 	if err != nil {
 		return err
@@ -176,6 +192,10 @@ func runRSS(ctx context.Context, backend, bin, img string, n int) error {
 	case <-sched.connected:
 	case <-time.After(30 * time.Second):
 		return fail(errors.New("launcher did not connect"))
+	}
+	cpu0, err := procCPU(cmd.Process.Pid)
+	if err != nil {
+		return fail(err)
 	}
 	for i := 0; i < n; i++ {
 		id := uuid.Generate().String()
@@ -216,6 +236,10 @@ func runRSS(ctx context.Context, backend, bin, img string, n int) error {
 		}
 		time.Sleep(100 * time.Millisecond) // polling the scheduler's view with a deadline
 	}
+	cpu1, err := procCPU(cmd.Process.Pid)
+	if err != nil {
+		return fail(err)
+	}
 	// Let several resource samples and STATS go by so that the figure is
 	// the launcher's steady state, not just the START burst.
 	time.Sleep(3 * time.Second) // a measurement window, not a wait for state
@@ -224,7 +248,47 @@ func runRSS(ctx context.Context, backend, bin, img string, n int) error {
 		return fail(err)
 	}
 	fmt.Printf("launcher RSS with %d %s instances: %d MiB (peak %d MiB)\n", n, backend, (rss+512)>>10, (hwm+512)>>10)
+	if cpuWindow == 0 {
+		return nil
+	}
+	fmt.Printf("launcher CPU for %d %s STARTs (until a STATS reports them active): %v, %.0f µs per START\n",
+		n, backend, cpu1-cpu0, float64((cpu1-cpu0).Microseconds())/float64(n))
+	c0, err := procCPU(cmd.Process.Pid)
+	if err != nil {
+		return fail(err)
+	}
+	w0 := time.Now()
+	time.Sleep(cpuWindow) // the measurement window
+	c1, err := procCPU(cmd.Process.Pid)
+	if err != nil {
+		return fail(err)
+	}
+	wall := time.Since(w0)
+	used := c1 - c0
+	fmt.Printf("launcher CPU with %d %s instances over %v: %v (%.2f%% of a core), %.1f µs CPU per instance per second\n",
+		n, backend, wall.Round(time.Second), used, 100*used.Seconds()/wall.Seconds(), 1e6*used.Seconds()/wall.Seconds()/float64(n))
 	return nil
+}
+
+// procCPU is a process's user+system CPU time, from /proc/<pid>/stat.
+func procCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	// Fields after the command name (which may hold spaces), from state (3).
+	i := strings.LastIndexByte(string(b), ')')
+	fs := strings.Fields(string(b[i+1:]))
+	if i < 0 || len(fs) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	ut, err1 := strconv.ParseInt(fs[11], 10, 64) // utime (14)
+	st, err2 := strconv.ParseInt(fs[12], 10, 64) // stime (15)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
+	}
+	const clkTck = 100 // USER_HZ on Linux
+	return time.Duration(ut+st) * time.Second / clkTck, nil
 }
 
 // procMem reads VmRSS and VmHWM, in KiB, from /proc/<pid>/status.
