@@ -69,6 +69,7 @@ type instRecord struct {
 	sshIP    string
 	sshPort  int
 	trace    *ssntp.Frame // the path-traced START, until it succeeds
+	stat     statItem     // its STATS list item, encoded (stats.go)
 }
 
 // message is what the SSNTP notifier queues for the main loop.
@@ -694,7 +695,7 @@ func (l *Launcher) report(stats bool) {
 		MemTotalMB: n.MemTotalMB, MemAvailableMB: n.MemAvailableMB,
 		DiskTotalMB: n.DiskTotalMB, DiskAvailableMB: n.DiskAvailableMB,
 		Load: n.Load, CpusOnline: n.CPUsOnline,
-		Networks: l.net.stats(), Instances: []payloads.InstanceStat{},
+		Networks: l.net.stats(),
 	}
 	if h, err := os.Hostname(); err == nil {
 		s.NodeHostName = h
@@ -704,18 +705,17 @@ func (l *Launcher) report(stats bool) {
 		ids = append(ids, id)
 	}
 	sort.Strings(ids)
-	for _, id := range ids {
-		r := l.instances[id]
-		mem, cpu := r.sample.memMB, r.sample.cpu
-		if r.state != payloads.InstanceActive {
-			mem, cpu = -1, -1
-		}
-		s.Instances = append(s.Instances, payloads.InstanceStat{
-			InstanceUUID: id, State: r.state, SSHIP: r.sshIP, SSHPort: r.sshPort,
-			MemoryUsageMB: mem, DiskUsageMB: r.sample.diskMB, CPUUsage: cpu, Volumes: []string{},
-		})
+	items := make([][]byte, len(ids))
+	for i, id := range ids {
+		items[i], _ = l.instances[id].statItem()
 	}
-	b, err := yaml.Marshal(&s)
+	b, err := encodeStats(s, items, func() []payloads.InstanceStat {
+		all := make([]payloads.InstanceStat, 0, len(ids))
+		for _, id := range ids {
+			all = append(all, l.instances[id].instanceStat())
+		}
+		return all
+	})
 	if err != nil {
 		glog.Errorf("launcher: encoding STATS: %v", err)
 		return
