@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -302,10 +303,8 @@ func (q *QMP) execute(ctx context.Context, name string, args any) ([]byte, error
 	select {
 	case r := <-done:
 		if r.err != nil {
-			select {
-			case <-q.pumpDone:
+			if q.disconnected(r.err) {
 				return nil, fmt.Errorf("qemu: qmp %s: %w", name, ErrQMPDisconnected)
-			default:
 			}
 			return nil, fmt.Errorf("qemu: qmp %s: %w", name, r.err)
 		}
@@ -320,6 +319,21 @@ func (q *QMP) execute(ctx context.Context, name string, args any) ([]byte, error
 	case <-ctx.Done():
 		return nil, fmt.Errorf("qemu: qmp %s: %w", name, ctx.Err())
 	}
+}
+
+// disconnected says whether err, from a command, means the session is
+// over: it has ended, Close was called (a write can then fail before the
+// reader has noticed), or the peer is gone.
+func (q *QMP) disconnected(err error) bool {
+	select {
+	case <-q.pumpDone:
+		return true
+	case <-q.closing:
+		return true
+	default:
+	}
+	return errors.Is(err, ErrQMPDisconnected) || errors.Is(err, net.ErrClosed) ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET)
 }
 
 // Status runs query-status.

@@ -313,3 +313,54 @@ func waitEvent(ctx context.Context, t *testing.T, q *QMP, name string) Event {
 		}
 	}
 }
+
+// TestQMPConcurrentCommands: commands from several goroutines on one
+// session each get their own reply (cmdMu keeps one in flight), and
+// Close while commands wait fails them with ErrQMPDisconnected.
+func TestQMPConcurrentCommands(t *testing.T) {
+	checkLeaks(t)
+	f := &fakeQMP{replies: map[string]string{
+		"query-status": `{"return": {"status": "running", "running": true}}`,
+		"stop":         `{"error": {"class": "GenericError", "desc": "nope"}}`,
+	}}
+	path := newFakeQMP(t, f)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	q, err := Connect(ctx, path, WithLogger(testLogger{t}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 40)
+	for i := 0; i < 20; i++ {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			if st, err := q.Status(ctx); err != nil || !st.Running {
+				errs <- fmt.Errorf("Status = %+v, %v", st, err)
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			if err := q.Stop(ctx); err == nil || err.Error() != "qemu: qmp stop: nope" {
+				errs <- fmt.Errorf("Stop = %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+
+	// A command QEMU never answers holds the session; Close releases it.
+	done := make(chan error, 1)
+	go func() { _, err := q.execute(context.Background(), "never-answered", nil); done <- err }()
+	go func() { done <- q.Cont(context.Background()) }()
+	q.Close()
+	for i := 0; i < 2; i++ {
+		if err := <-done; !errors.Is(err, ErrQMPDisconnected) {
+			t.Errorf("command pending at Close: %v", err)
+		}
+	}
+}
