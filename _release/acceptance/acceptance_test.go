@@ -21,6 +21,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"os"
 	"slices"
 	"strconv"
@@ -386,21 +387,50 @@ func TestCNCIUp(t *testing.T) {
 		}
 		t.Skipf("tenant networking is off in this cluster (%s), so there is no CNCI", c.manifest.NetworkWhyOff)
 	}
-	c.launch(t, devcluster.WorkloadContainer, 1)
+	id := c.launch(t, devcluster.WorkloadContainer, 1)[0]
 	demo := tenantID(t, c.demo)
+	var subnets []*net.IPNet
 	waitFor(t, "a CNCI for the demo tenant", func() (bool, string) {
-		var cs []struct {
-			Tenant string `json:"tenant_id"`
-			IPv4   string `json:"ipv4"`
-		}
-		runJSON(t, c.admin, &cs, "node", "list", "-cnci")
-		for _, x := range cs {
-			if x.Tenant == demo && x.IPv4 != "" {
-				return true, ""
+		// One line a CNCI: tenant, address, then its subnets ("Subnet
+		// <cidr>", controller.md Q7).
+		out := run(t, c.admin, "node", "list", "-cnci", "-f",
+			`{{range .}}{{.TenantID}} {{.IPv4}}{{range .Subnets}} {{.Subnet}}{{end}}{{"\n"}}{{end}}`)
+		n := 0
+		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+			f := strings.Fields(line)
+			if len(f) < 2 {
+				continue
 			}
+			n++
+			if f[0] != demo {
+				continue
+			}
+			subnets = subnets[:0]
+			for _, x := range f[2:] {
+				if _, sn, err := net.ParseCIDR(x); err == nil {
+					subnets = append(subnets, sn)
+				}
+			}
+			return len(subnets) > 0, "the demo tenant's CNCI has no subnet yet"
 		}
-		return false, itoa(len(cs)) + " CNCIs, none of the demo tenant with an address"
+		return false, itoa(n) + " CNCIs, none of the demo tenant with an address"
 	})
+	// The tenant's instance has its private address on a subnet of the
+	// tenant's CNCI.
+	out := run(t, c.demo, "instance", "list", "-f",
+		`{{range .}}{{.ID}}{{range .Addresses.Private}} {{.Addr}}{{end}}{{"\n"}}{{end}}`)
+	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Fields(line); len(f) == 2 && f[0] == id {
+			ip := net.ParseIP(f[1])
+			for _, sn := range subnets {
+				if ip != nil && sn.Contains(ip) {
+					return
+				}
+			}
+			t.Fatalf("instance %s has address %s, outside the CNCI's subnets %v", id, f[1], subnets)
+		}
+	}
+	t.Fatalf("instance %s has no private address:\n%s", id, out)
 }
 
 // TestEvacuateNode evacuates the compute node running a new container:
