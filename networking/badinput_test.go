@@ -3,6 +3,7 @@ package networking
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"slices"
 	"testing"
@@ -330,5 +331,27 @@ func TestRebuildRemovesHalfMadeSubnets(t *testing.T) {
 	defer cn.Close()
 	if l := node.CiaoLinks(t); len(l) != 0 || cn.Subnets() != 0 {
 		t.Fatalf("left %v, %d subnets", l, cn.Subnets())
+	}
+}
+
+// TestResetVethPairs: deleting one end of a container VNIC's veth removes
+// its peer, which the hard reset then finds gone; that is not a failure
+// (ciao-launcher -hard-reset exited 1 on every node with a container).
+func TestResetVethPairs(t *testing.T) {
+	requireNetAdmin(t)
+	node := nettest.NewNS(t, "cn")
+	h := node.Handle(t)
+	for i := range 3 {
+		veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: fmt.Sprintf("%s_%d", PrefixPeer, i)},
+			PeerName: fmt.Sprintf("%s_%d", PrefixVnic, i)}
+		if err := h.LinkAdd(veth); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if failed, err := ResetNetwork(Config{Netns: node.Path()}); err != nil {
+		t.Fatalf("ResetNetwork: %v %v", failed, err)
+	}
+	if l := node.CiaoLinks(t); len(l) != 0 {
+		t.Fatalf("reset left %v", l)
 	}
 }

@@ -1,8 +1,11 @@
 package networking
 
 import (
+	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/vishvananda/netlink"
 )
 
 // ResetNetwork deletes every link this package made in the namespace of
@@ -32,6 +35,11 @@ func ResetNetwork(cfg Config) ([]string, error) {
 			continue
 		}
 		if err := s.h.LinkDel(l); err != nil {
+			// Deleting one end of a veth removes its peer too: a link
+			// that is already gone is not a failure.
+			if _, lerr := s.h.LinkByIndex(a.Index); errors.As(lerr, new(netlink.LinkNotFoundError)) {
+				continue
+			}
 			failed = append(failed, a.Name)
 		}
 	}
