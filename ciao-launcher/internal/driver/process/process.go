@@ -8,6 +8,13 @@
 // stdout and stderr go to stdout.log and stderr.log in the instance
 // directory.
 //
+// An instance with a tenant VNIC (Spec.VnicPeer) runs in its own network
+// namespace, held by a bind mount on "netns" in the instance directory,
+// with the VNIC moved in as eth0 (address, MAC, default route via the
+// tenant gateway) and lo up; it is started from an OS thread that joined
+// the namespace (see netns.go). Instances without a VNIC share the
+// launcher's namespace.
+//
 // The process is not tied to the launcher: it runs in its own process group
 // (so a terminal's ^C does not reach it) and is never waited for with
 // os/exec, so the launcher may stop or crash and a new one re-adopts it by
@@ -89,6 +96,9 @@ type handleData struct {
 	Cgroup string `json:"cgroup,omitempty"`
 	// CgroupV1 is set instead on a cgroup v1 host.
 	CgroupV1 *cgroupV1 `json:"cgroup_v1,omitempty"`
+	// Netns is the bind mount holding the instance's network namespace
+	// (instances with a tenant VNIC only).
+	Netns string `json:"netns,omitempty"`
 }
 
 func decodeData(h driver.Handle) handleData {
@@ -110,9 +120,29 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (driver.Handle, er
 	if err != nil {
 		return driver.Handle{}, err
 	}
+	if err := checkVnic(spec); err != nil {
+		return driver.Handle{}, err
+	}
 	if err := ctx.Err(); err != nil {
 		return driver.Handle{}, err
 	}
+	var nsPath string
+	if spec.VnicPeer != "" {
+		if nsPath, err = setupNetns(spec); err != nil {
+			return driver.Handle{}, fmt.Errorf("%w: tenant VNIC of %s: %v", driver.ErrLaunch, spec.InstanceUUID, err)
+		}
+	}
+	h, err := d.start(spec, argv, nsPath)
+	if err != nil && nsPath != "" {
+		if rerr := removeNetns(nsPath); rerr != nil {
+			glog.Errorf("process: %s: %v", spec.InstanceUUID, rerr)
+		}
+	}
+	return h, err
+}
+
+// start runs argv, in the network namespace mounted on nsPath if not "".
+func (d *Driver) start(spec driver.Spec, argv []string, nsPath string) (driver.Handle, error) {
 	open := func(name string) (*os.File, error) {
 		return os.OpenFile(filepath.Join(spec.Dir, name), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	}
@@ -138,7 +168,7 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (driver.Handle, er
 		}
 	}
 	if v1 != nil {
-		return d.startV1(spec, argv, stdout, stderr, v1)
+		return d.startV1(spec, argv, stdout, stderr, v1, nsPath)
 	}
 
 	newCmd := func() *exec.Cmd {
@@ -159,7 +189,7 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (driver.Handle, er
 			cmd.SysProcAttr.CgroupFD = int(cgfd.Fd())
 		}
 	}
-	err = cmd.Start()
+	err = inNetns(nsPath, cmd.Start)
 	if cgfd != nil {
 		cgfd.Close()
 	}
@@ -167,7 +197,7 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (driver.Handle, er
 	if err != nil && cmd.SysProcAttr.UseCgroupFD {
 		glog.V(2).Infof("process: %s: starting in cgroup failed (%v), retrying outside", spec.InstanceUUID, err)
 		cmd = newCmd()
-		err = cmd.Start()
+		err = inNetns(nsPath, cmd.Start)
 	}
 	if err != nil {
 		_ = cgroupRemove(cg)
@@ -186,7 +216,7 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (driver.Handle, er
 	if err != nil {
 		return driver.Handle{}, fmt.Errorf("%w: reading start time of pid %d: %v", driver.ErrLaunch, pid, err)
 	}
-	data, _ := json.Marshal(handleData{Dir: spec.Dir, Cgroup: cg})
+	data, _ := json.Marshal(handleData{Dir: spec.Dir, Cgroup: cg, Netns: nsPath})
 	glog.Infof("process: %s started pid %d: %q", spec.InstanceUUID, pid, argv)
 	return driver.Handle{Driver: driver.KindProcess, PID: pid, StartTicks: st.StartTicks, Data: data}, nil
 }
@@ -201,7 +231,7 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (driver.Handle, er
 const shimScript = `read _; exec "$@" </dev/null`
 
 // startV1 starts argv through the shim, moves it into cg and lets it run.
-func (d *Driver) startV1(spec driver.Spec, argv []string, stdout, stderr *os.File, cg *cgroupV1) (driver.Handle, error) {
+func (d *Driver) startV1(spec driver.Spec, argv []string, stdout, stderr *os.File, cg *cgroupV1, nsPath string) (driver.Handle, error) {
 	fail := func(err error) (driver.Handle, error) {
 		cg.kill()
 		_ = cg.remove()
@@ -222,7 +252,7 @@ func (d *Driver) startV1(spec driver.Spec, argv []string, stdout, stderr *os.Fil
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = hold, stdout, stderr
 	cmd.Env = append(os.Environ(), "CIAO_INSTANCE_UUID="+spec.InstanceUUID)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	err = cmd.Start()
+	err = inNetns(nsPath, cmd.Start)
 	hold.Close()
 	if err != nil {
 		return fail(fmt.Errorf("starting the cgroup shim: %v", err))
@@ -238,7 +268,7 @@ func (d *Driver) startV1(spec driver.Spec, argv []string, stdout, stderr *os.Fil
 		_ = syscall.Kill(-pid, syscall.SIGKILL)
 		return fail(fmt.Errorf("reading start time of pid %d: %v", pid, err))
 	}
-	data, _ := json.Marshal(handleData{Dir: spec.Dir, CgroupV1: cg})
+	data, _ := json.Marshal(handleData{Dir: spec.Dir, CgroupV1: cg, Netns: nsPath})
 	glog.Infof("process: %s started pid %d in cgroup v1 %v: %q", spec.InstanceUUID, pid, cg.dirs(), argv)
 	return driver.Handle{Driver: driver.KindProcess, PID: pid, StartTicks: st.StartTicks, Data: data}, nil
 }
@@ -333,10 +363,20 @@ func (d *Driver) Delete(ctx context.Context, h driver.Handle) error {
 	}
 	hd := decodeData(h)
 	killCgroup(hd)
-	if hd.CgroupV1 != nil {
-		return hd.CgroupV1.remove()
+	var errs []error
+	if hd.Netns != "" {
+		errs = append(errs, removeNetns(hd.Netns))
 	}
-	return cgroupRemove(hd.Cgroup)
+	if hd.Dir != "" {
+		// A namespace made before the handle was saved.
+		errs = append(errs, removeNetns(NetnsPath(hd.Dir)))
+	}
+	if hd.CgroupV1 != nil {
+		errs = append(errs, hd.CgroupV1.remove())
+	} else {
+		errs = append(errs, cgroupRemove(hd.Cgroup))
+	}
+	return errors.Join(errs...)
 }
 
 // Adopt checks that the process the handle names still runs.

@@ -1,0 +1,146 @@
+package launcher
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ciao-project/ciao/ciao-launcher/internal/driver/process"
+	"github.com/ciao-project/ciao/networking"
+	"github.com/ciao-project/ciao/networking/nettest"
+	"github.com/ciao-project/ciao/payloads"
+	"github.com/ciao-project/ciao/ssntp"
+	"github.com/ciao-project/ciao/testutil"
+	"github.com/ciao-project/ciao/uuid"
+)
+
+// procNetns runs a command in the network namespace of a process.
+func procNetns(pid int, name string, args ...string) *exec.Cmd {
+	return exec.Command("nsenter", append([]string{fmt.Sprintf("--net=/proc/%d/ns/net", pid), name}, args...)...)
+}
+
+// sameNetns reports whether pid shares the test's network namespace.
+func sameNetns(t *testing.T, pid int) bool {
+	t.Helper()
+	a, err := os.Readlink("/proc/self/ns/net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a == b
+}
+
+// TestProcessTenantVnic: a process instance whose START has a networking
+// section runs in its own network namespace with its VNIC as eth0 (the
+// START's address and MAC, default route via the tenant gateway); it
+// reaches its gateway across the CNCI tunnel and another instance of the
+// tenant on the node. STOP/RESTART and a launcher restart keep it on its
+// network; DELETE leaves no namespace and no link. A process without
+// networking stays in the launcher's namespace.
+func TestProcessTenantVnic(t *testing.T) {
+	nettest.RequireNetAdmin(t)
+	nettest.RequireTools(t, "dnsmasq", "iptables-restore", "busybox", "nsenter", "ip")
+	ul := nettest.NewUnderlay(t)
+	cnNS, cnIP := ul.Attach(t, "cn")
+	cnciNS, cnciIP := ul.Attach(t, "cnci")
+	ccfg := networking.CnciConfig{Config: networking.DefaultConfig(), RunDir: t.TempDir()}
+	ccfg.Netns, ccfg.Logger = cnciNS.Path(), nettest.Logger{T: t}
+	cnci, err := networking.NewCnci(context.Background(), ccfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cnci.Shutdown(context.Background()); cnci.Close() })
+	cnciID := uuid.Generate().String()
+
+	srv := newTestServer(t)
+	fakeCNCI := testutil.NewFakeCNCIAgent(t, srv.Port(), testutil.WithUUID(uuid.MustParse(cnciID)))
+	srv.NextConnect(t)
+	cfg := testConfig(t, srv, t.TempDir())
+	cfg.NetNS, cfg.ComputeIP = cnNS.Path(), cnIP
+	t.Cleanup(func() { _ = process.New(process.DefaultConfig()).Reset(context.Background(), cfg.StateDir) })
+	killAll(t, cfg.StateDir)
+	l := startLauncher(t, srv, cfg)
+
+	loop := processUserData("/bin/sleep", "300")
+	a, b, plain := uuid.Generate().String(), uuid.Generate().String(), uuid.Generate().String()
+	srv.SendCommand(t, l.id, ssntp.START, startPayload(t, a, loop, withTenantNet("172.16.0.2", "172.16.0.0/24", cnciID, cnciIP.String())))
+	ta := fakeCNCI.NextTenantAdded(t)
+	sn, _ := networking.ParseSubnet(ta.TenantSubnet)
+	if _, err := cnci.AddRemoteSubnet(context.Background(), sn, uint32(ta.SubnetKey), net.ParseIP(ta.AgentIP)); err != nil {
+		t.Fatal(err)
+	}
+	srv.SendCommand(t, l.id, ssntp.START, startPayload(t, b, loop, withTenantNet("172.16.0.3", "172.16.0.0/24", cnciID, cnciIP.String())))
+	srv.SendCommand(t, l.id, ssntp.START, startPayload(t, plain, loop))
+	for _, id := range []string{a, b, plain} {
+		waitStats(t, srv, "process "+id+" active", stateIs(id, payloads.InstanceActive))
+	}
+	gw := networking.Gateway(sn)
+
+	check := func(when string) {
+		t.Helper()
+		pa := handleOf(t, cfg.StateDir, a).PID
+		if sameNetns(t, pa) {
+			t.Fatalf("%s: instance %s runs in the host's network namespace", when, a)
+		}
+		out, err := procNetns(pa, "ip", "-4", "-o", "addr", "show", "dev", "eth0").CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "inet 172.16.0.2/24") {
+			t.Fatalf("%s: eth0 of %s: %v: %s", when, a, err, out)
+		}
+		out, _ = procNetns(pa, "ip", "link", "show", "dev", "eth0").CombinedOutput()
+		if mac := networking.InstanceMAC(net.ParseIP("172.16.0.2")).String(); !strings.Contains(string(out), mac) {
+			t.Errorf("%s: eth0 of %s has not MAC %s: %s", when, a, mac, out)
+		}
+		out, _ = procNetns(pa, "ip", "-4", "route", "show", "default").CombinedOutput()
+		if !strings.Contains(string(out), "via "+gw.String()+" dev eth0") {
+			t.Errorf("%s: default route of %s: %s", when, a, out)
+		}
+		if out, _ := procNetns(pa, "ip", "-o", "link", "show", "dev", "lo").CombinedOutput(); !strings.Contains(string(out), "UP") {
+			t.Errorf("%s: lo of %s is down: %s", when, a, out)
+		}
+		if err := procNetns(pa, "busybox", "ping", "-c", "1", "-W", "5", "-w", "5", gw.String()).Run(); err != nil {
+			t.Errorf("%s: %s cannot reach its gateway %v: %v", when, a, gw, err)
+		}
+		if err := procNetns(pa, "busybox", "ping", "-c", "1", "-W", "5", "-w", "5", "172.16.0.3").Run(); err != nil {
+			t.Errorf("%s: %s cannot reach %s of its tenant: %v", when, a, b, err)
+		}
+	}
+	check("started")
+	if pp := handleOf(t, cfg.StateDir, plain).PID; !sameNetns(t, pp) {
+		t.Errorf("process %s without networking left the launcher's namespace", plain)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.StateDir, plain, "netns")); err == nil {
+		t.Errorf("process %s without networking got a namespace", plain)
+	}
+
+	srv.SendCommand(t, l.id, ssntp.STOP, testutil.StopPayload(a, l.id.String()))
+	waitStats(t, srv, "process stopped", stateIs(a, payloads.InstanceExited))
+	srv.SendCommand(t, l.id, ssntp.RESTART, testutil.RestartPayload(a, l.id.String()))
+	waitStats(t, srv, "process restarted", stateIs(a, payloads.InstanceActive))
+	check("restarted")
+
+	l.stop(t)
+	srv.NextDisconnect(t)
+	l = startLauncher(t, srv, cfg)
+	waitStats(t, srv, "process re-adopted", stateIs(a, payloads.InstanceActive))
+	check("re-adopted")
+
+	for _, id := range []string{a, b, plain} {
+		srv.SendCommand(t, l.id, ssntp.DELETE, testutil.DeletePayload(id, l.id.String()))
+		srv.NextInstanceDeleted(t)
+	}
+	fakeCNCI.NextTenantRemoved(t)
+	for _, id := range []string{a, b} {
+		if _, err := os.Stat(filepath.Join(cfg.StateDir, id)); !os.IsNotExist(err) {
+			t.Errorf("instance %s directory left: %v", id, err)
+		}
+	}
+	waitFor(t, "no ciao link left on the node", func() bool { return len(cnNS.CiaoLinks(t)) == 0 })
+}
