@@ -43,19 +43,24 @@ func sameNetns(t *testing.T, pid int) bool {
 // START's address and MAC, default route via the tenant gateway); it
 // reaches its gateway across the CNCI tunnel and another instance of the
 // tenant on the node. STOP/RESTART and a launcher restart keep it on its
-// network; DELETE leaves no namespace and no link. A process without
+// network; DELETE leaves no namespace and no link of the instance, and
+// a hard reset none at all. A process without
 // networking stays in the launcher's namespace.
 func TestProcessTenantVnic(t *testing.T) {
 	nettest.RequireNetAdmin(t)
 	nettest.RequireTools(t, "dnsmasq", "iptables-restore", "busybox", "nsenter", "ip")
+	hostNS, err := os.Readlink("/proc/self/ns/net")
+	if err != nil {
+		t.Fatal(err)
+	}
 	ul := nettest.NewUnderlay(t)
 	cnNS, cnIP := ul.Attach(t, "cn")
 	cnciNS, cnciIP := ul.Attach(t, "cnci")
 	ccfg := networking.CnciConfig{Config: networking.DefaultConfig(), RunDir: t.TempDir()}
 	ccfg.Netns, ccfg.Logger = cnciNS.Path(), nettest.Logger{T: t}
-	cnci, err := networking.NewCnci(context.Background(), ccfg)
-	if err != nil {
-		t.Fatal(err)
+	cnci, err2 := networking.NewCnci(context.Background(), ccfg)
+	if err2 != nil {
+		t.Fatal(err2)
 	}
 	t.Cleanup(func() { _ = cnci.Shutdown(context.Background()); cnci.Close() })
 	cnciID := uuid.Generate().String()
@@ -87,6 +92,11 @@ func TestProcessTenantVnic(t *testing.T) {
 	check := func(when string) {
 		t.Helper()
 		pa := handleOf(t, cfg.StateDir, a).PID
+		// The launcher's own threads (the main one is never ended by
+		// the runtime) stay in its namespace.
+		if ns, _ := os.Readlink("/proc/self/ns/net"); ns != hostNS {
+			t.Fatalf("%s: the launcher's main thread moved to %s (was %s)", when, ns, hostNS)
+		}
 		if sameNetns(t, pa) {
 			t.Fatalf("%s: instance %s runs in the host's network namespace", when, a)
 		}
@@ -132,15 +142,29 @@ func TestProcessTenantVnic(t *testing.T) {
 	waitStats(t, srv, "process re-adopted", stateIs(a, payloads.InstanceActive))
 	check("re-adopted")
 
-	for _, id := range []string{a, b, plain} {
-		srv.SendCommand(t, l.id, ssntp.DELETE, testutil.DeletePayload(id, l.id.String()))
-		srv.NextInstanceDeleted(t)
+	srv.SendCommand(t, l.id, ssntp.DELETE, testutil.DeletePayload(a, l.id.String()))
+	srv.NextInstanceDeleted(t)
+	if _, err := os.Stat(filepath.Join(cfg.StateDir, a)); !os.IsNotExist(err) {
+		t.Errorf("instance %s directory left: %v", a, err)
 	}
-	fakeCNCI.NextTenantRemoved(t)
-	for _, id := range []string{a, b} {
-		if _, err := os.Stat(filepath.Join(cfg.StateDir, id)); !os.IsNotExist(err) {
-			t.Errorf("instance %s directory left: %v", id, err)
-		}
+	h := cnNS.Handle(t)
+	waitFor(t, "the VNIC of the deleted instance gone", func() bool { return vnicLink(t, h, "172.16.0.2") == nil })
+	if vnicLink(t, h, "172.16.0.3") == nil {
+		t.Fatalf("deleting %s removed the VNIC of %s", a, b)
+	}
+
+	// A hard reset removes the namespace of the instance left, and its link.
+	pb := handleOf(t, cfg.StateDir, b).PID
+	l.stop(t)
+	srv.NextDisconnect(t)
+	if err := HardReset(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	if alive(pb) {
+		t.Errorf("hard reset left pid %d of %s", pb, b)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.StateDir, b)); !os.IsNotExist(err) {
+		t.Errorf("instance %s directory left: %v", b, err)
 	}
 	waitFor(t, "no ciao link left on the node", func() bool { return len(cnNS.CiaoLinks(t)) == 0 })
 }

@@ -72,22 +72,16 @@ func createNetns(path string) (created bool, err error) {
 		return false, err
 	}
 	f.Close()
-	errc := make(chan error, 1)
-	go func() {
-		// The thread is never unlocked: it ends with this goroutine and
-		// never runs other goroutines in the new namespace.
-		runtime.LockOSThread()
+	err = onThreadIn(netns.None(), func() error {
 		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("unshare: %w", err)
-			return
+			return fmt.Errorf("unshare: %w", err)
 		}
 		if err := unix.Mount("/proc/thread-self/ns/net", path, "none", unix.MS_BIND, ""); err != nil {
-			errc <- fmt.Errorf("mounting the namespace on %s: %w", path, err)
-			return
+			return fmt.Errorf("mounting the namespace on %s: %w", path, err)
 		}
-		errc <- nil
-	}()
-	if err := <-errc; err != nil {
+		return nil
+	})
+	if err != nil {
 		_ = os.Remove(path)
 		return false, err
 	}
@@ -147,8 +141,10 @@ func setupNetns(spec driver.Spec) (_ string, err error) {
 }
 
 // inNetns runs f (a fork+exec) on an OS thread that has joined the
-// namespace at path, so that the child starts in it. The thread is never
-// given back to the runtime.
+// namespace at path, so that the child starts in it. This beats a re-exec
+// through nsenter or "ip netns exec": no extra tool or process, the pid
+// and start time are the workload's own, and the cgroup fd (clone3) and
+// the v1 shim work unchanged.
 func inNetns(path string, f func() error) error {
 	if path == "" {
 		return f()
@@ -158,14 +154,40 @@ func inNetns(path string, f func() error) error {
 		return fmt.Errorf("opening %s: %w", path, err)
 	}
 	defer ns.Close()
+	return onThreadIn(ns, f)
+}
+
+// onThreadIn runs f on a locked OS thread that joined ns (if open), and
+// puts the thread back in its namespace afterwards: the thread may be the
+// main one, which the runtime never ends, so leaving it in the instance's
+// namespace would hold the namespace (and its VNIC) forever and change the
+// launcher's /proc/<pid>/ns/net. Only if that restore fails is the thread
+// left locked, to die with the goroutine rather than serve others.
+func onThreadIn(ns netns.NsHandle, f func() error) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
-		if err := netns.Set(ns); err != nil {
-			errc <- fmt.Errorf("joining %s: %w", path, err)
+		orig, err := netns.Get()
+		if err != nil {
+			runtime.UnlockOSThread()
+			errc <- err
 			return
 		}
-		errc <- f()
+		defer orig.Close()
+		if ns.IsOpen() {
+			if err := netns.Set(ns); err != nil {
+				runtime.UnlockOSThread()
+				errc <- fmt.Errorf("joining the namespace: %w", err)
+				return
+			}
+		}
+		ferr := f()
+		if err := netns.Set(orig); err != nil {
+			errc <- fmt.Errorf("restoring the thread's namespace: %w (after %v)", err, ferr)
+			return
+		}
+		runtime.UnlockOSThread()
+		errc <- ferr
 	}()
 	return <-errc
 }
