@@ -70,6 +70,13 @@ type instance struct {
 	running   bool
 	lastCPU   time.Duration // CPU time at lastCPUAt; negative: no baseline
 	lastCPUAt time.Time
+
+	// With a driver.Waiter driver the instance is not polled: a watcher
+	// goroutine per run sends the run's generation to exited when Wait
+	// returns (watch).
+	exited   chan uint64
+	waitGen  uint64
+	stopWait context.CancelFunc
 }
 
 // run is the instance goroutine: it starts (fresh) or adopts the instance,
@@ -78,6 +85,8 @@ type instance struct {
 func (in *instance) run(ctx context.Context, fresh bool) {
 	defer in.l.wg.Done()
 	in.lastCPU = -1
+	in.exited = make(chan uint64, 1)
+	defer in.unwatch()
 	if fresh {
 		if !in.start(ctx) {
 			return
@@ -85,8 +94,12 @@ func (in *instance) run(ctx context.Context, fresh bool) {
 	} else {
 		in.adopt(ctx)
 	}
-	poll := time.NewTicker(in.l.cfg.PollInterval)
-	defer poll.Stop()
+	var pollC <-chan time.Time
+	if _, ok := in.drv.(driver.Waiter); !ok {
+		poll := time.NewTicker(in.l.cfg.PollInterval)
+		defer poll.Stop()
+		pollC = poll.C
+	}
 	res := time.NewTicker(in.l.cfg.ResourceInterval)
 	defer res.Stop()
 	for {
@@ -102,7 +115,21 @@ func (in *instance) run(ctx context.Context, fresh bool) {
 					return
 				}
 			}
-		case <-poll.C:
+		case g := <-in.exited:
+			if !in.running || g != in.waitGen {
+				continue // a run that already ended
+			}
+			ok, err := in.drv.Running(ctx, in.st.Handle)
+			if err != nil || ok {
+				if err != nil {
+					glog.Warningf("launcher: instance %s: checking it runs: %v", in.id, err)
+				}
+				in.watch(ctx) // Wait returned early: wait again
+				continue
+			}
+			glog.Infof("launcher: instance %s has stopped", in.id)
+			in.setRunning(ctx, false, false)
+		case <-pollC:
 			if !in.running {
 				continue
 			}
@@ -134,6 +161,7 @@ func (in *instance) emit(ctx context.Context, ev instEvent) {
 
 func (in *instance) setRunning(ctx context.Context, running, startedNow bool) {
 	in.running = running
+	in.watch(ctx)
 	in.lastCPU = -1
 	state := payloads.InstanceExited
 	if running {
@@ -141,6 +169,41 @@ func (in *instance) setRunning(ctx context.Context, running, startedNow bool) {
 	}
 	in.emit(ctx, instEvent{kind: evState, state: state, startedNow: startedNow})
 	in.sample(ctx)
+}
+
+// watch ends the watcher of the previous run, if any, and, with a Waiter
+// driver and a running instance, starts one for the current run.
+func (in *instance) watch(ctx context.Context) {
+	in.unwatch()
+	w, ok := in.drv.(driver.Waiter)
+	if !ok || !in.running {
+		return
+	}
+	in.waitGen++
+	gen, h := in.waitGen, in.st.Handle
+	wctx, cancel := context.WithCancel(ctx)
+	in.stopWait = cancel
+	in.l.wg.Add(1)
+	go func() {
+		defer in.l.wg.Done()
+		if err := w.Wait(wctx, h); err != nil {
+			if wctx.Err() != nil {
+				return
+			}
+			glog.Warningf("launcher: instance %s: waiting for it to stop: %v", in.id, err)
+		}
+		select {
+		case in.exited <- gen:
+		case <-wctx.Done():
+		}
+	}()
+}
+
+func (in *instance) unwatch() {
+	if in.stopWait != nil {
+		in.stopWait()
+		in.stopWait = nil
+	}
 }
 
 // sample takes a resource sample and reports it.

@@ -219,3 +219,19 @@ func TestRefusesWrongRole(t *testing.T) {
 		t.Fatal("a Controller certificate was accepted")
 	}
 }
+
+// TestSimExitWithoutPolling: simulated instances are not polled (the sim
+// driver is a driver.Waiter): with polling every hour, an instance that
+// dies by itself, then one restarted and killed again, is still reported
+// exited, and a stopped-then-restarted instance stays watched.
+func TestSimExitWithoutPolling(t *testing.T) {
+	srv, l, s, _ := simLauncher(t, func(c *Config) { c.PollInterval = time.Hour })
+	srv.SendCommand(t, l.id, ssntp.START, testutil.StartPayload(testutil.StartInstance(simInstance)))
+	waitStats(t, srv, "instance active", stateIs(simInstance, payloads.InstanceActive))
+	s.Kill(simInstance)
+	waitStats(t, srv, "instance exited", stateIs(simInstance, payloads.InstanceExited))
+	srv.SendCommand(t, l.id, ssntp.RESTART, testutil.RestartPayload(simInstance, l.id.String()))
+	waitStats(t, srv, "instance active again", stateIs(simInstance, payloads.InstanceActive))
+	s.Kill(simInstance)
+	waitStats(t, srv, "instance exited again", stateIs(simInstance, payloads.InstanceExited))
+}

@@ -21,8 +21,27 @@ import (
 // mu guards running and knobs.
 type Driver struct {
 	mu      sync.Mutex
-	running map[string]time.Time // instance id → (re)start time, while running
+	running map[string]run // instance id → its current run, while running
 	knobs   Knobs
+}
+
+// run is one run of a simulated instance: its (re)start time, and a
+// channel closed when it stops (Wait).
+type run struct {
+	started time.Time
+	done    chan struct{}
+}
+
+func newRun() run { return run{started: time.Now(), done: make(chan struct{})} }
+
+// end stops the instance's run, if any; mu is held.
+func (d *Driver) end(id string) bool {
+	r, ok := d.running[id]
+	if ok {
+		close(r.done)
+		delete(d.running, id)
+	}
+	return ok
 }
 
 // Knobs make the simulator misbehave on purpose.
@@ -35,11 +54,14 @@ type Knobs struct {
 	AdoptStopped bool
 }
 
-var _ driver.Driver = (*Driver)(nil)
+var (
+	_ driver.Driver = (*Driver)(nil)
+	_ driver.Waiter = (*Driver)(nil)
+)
 
 // New returns a simulator with no instances.
 func New() *Driver {
-	return &Driver{running: make(map[string]time.Time)}
+	return &Driver{running: make(map[string]run)}
 }
 
 // Set replaces the knobs.
@@ -52,7 +74,7 @@ func (d *Driver) Set(k Knobs) {
 // Kill makes an instance stop by itself, as a crashing guest would.
 func (d *Driver) Kill(id string) {
 	d.mu.Lock()
-	delete(d.running, id)
+	d.end(id)
 	d.mu.Unlock()
 }
 
@@ -72,7 +94,8 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (driver.Handle, er
 	if d.knobs.StartErr != nil {
 		return driver.Handle{}, d.knobs.StartErr
 	}
-	d.running[spec.InstanceUUID] = time.Now()
+	d.end(spec.InstanceUUID)
+	d.running[spec.InstanceUUID] = newRun()
 	data, _ := json.Marshal(simData{VCPUs: spec.VCPUs, MemMB: spec.MemMB, DiskMB: spec.DiskMB})
 	return driver.Handle{Driver: driver.KindSim, ID: spec.InstanceUUID, Data: data}, nil
 }
@@ -81,10 +104,9 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (driver.Handle, er
 func (d *Driver) Stop(_ context.Context, h driver.Handle) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if _, ok := d.running[h.ID]; !ok {
+	if !d.end(h.ID) {
 		return driver.ErrNotRunning
 	}
-	delete(d.running, h.ID)
 	return nil
 }
 
@@ -111,11 +133,11 @@ func (d *Driver) Adopt(_ context.Context, h driver.Handle, _ driver.Spec) (bool,
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.knobs.AdoptStopped {
-		delete(d.running, h.ID)
+		d.end(h.ID)
 		return false, nil
 	}
 	if _, ok := d.running[h.ID]; !ok {
-		d.running[h.ID] = time.Now()
+		d.running[h.ID] = newRun()
 	}
 	return true, nil
 }
@@ -126,12 +148,30 @@ func (d *Driver) Stats(_ context.Context, h driver.Handle) (driver.Stats, error)
 	_ = json.Unmarshal(h.Data, &sd)
 	s := driver.Stats{MemMB: -1, DiskMB: sd.DiskMB / 10, CPUTime: -1}
 	d.mu.Lock()
-	started, ok := d.running[h.ID]
+	r, ok := d.running[h.ID]
 	d.mu.Unlock()
 	if !ok {
 		return s, driver.ErrNotRunning
 	}
 	s.MemMB = sd.MemMB / 10
-	s.CPUTime = time.Since(started) / 10
+	s.CPUTime = time.Since(r.started) / 10
 	return s, nil
+}
+
+// Wait returns when the instance's current run ends (Stop, Delete, Kill,
+// a new Start) or ctx ends; at once if it is not running. The launcher
+// then needs no polling of simulated instances.
+func (d *Driver) Wait(ctx context.Context, h driver.Handle) error {
+	d.mu.Lock()
+	r, ok := d.running[h.ID]
+	d.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	select {
+	case <-r.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
