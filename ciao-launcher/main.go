@@ -90,6 +90,7 @@ func parseFlags(fs *flag.FlagSet, args []string) (launcher.Config, options, erro
 		return err
 	})
 	fs.DurationVar(&cfg.StatsInterval, "stats-interval", cfg.StatsInterval, "period of the status and STATS reports")
+	fs.DurationVar(&cfg.StatusCoalesce, "status-coalesce", cfg.StatusCoalesce, "after a successful START, send the node status at most once per this window (a READY/FULL change at once; 0 = after every START)")
 	fs.DurationVar(&cfg.ResourceInterval, "resource-interval", cfg.ResourceInterval, "period of per-instance resource samples")
 	fs.DurationVar(&cfg.PollInterval, "poll-interval", cfg.PollInterval, "how often running instances are checked for exit")
 	fs.DurationVar(&cfg.StopGrace, "stop-grace", cfg.StopGrace, "time a process instance has to exit after SIGTERM")

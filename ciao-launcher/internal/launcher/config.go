@@ -70,6 +70,12 @@ type Config struct {
 
 	// StatsInterval is the period of the status + STATS report (6 s).
 	StatsInterval time.Duration
+	// StatusCoalesce bounds the status frames that successful STARTs send
+	// (the spec sends one after each): a START that succeeds within this
+	// window of the last status frame has its status sent at the end of
+	// the window, with those of the STARTs succeeding meanwhile. A change
+	// of status (READY to FULL) is sent at once. 0 = one per START.
+	StatusCoalesce time.Duration
 	// ResourceInterval is the period of per-instance resource samples.
 	ResourceInterval time.Duration
 	// PollInterval is how often a running instance is checked for exit
@@ -119,6 +125,7 @@ func DefaultConfig() Config {
 		ImageDir:         "/var/lib/ciao/images",
 		StatsInterval:    6 * time.Second,
 		ResourceInterval: 30 * time.Second,
+		StatusCoalesce:   500 * time.Millisecond,
 		PollInterval:     time.Second,
 		StopGrace:        10 * time.Second,
 		MemHighWaterMB:   1000,
@@ -142,6 +149,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: empty UUID directory", ErrConfig)
 	case c.StatsInterval <= 0 || c.ResourceInterval <= 0 || c.PollInterval <= 0:
 		return fmt.Errorf("%w: intervals must be positive", ErrConfig)
+	case c.StatusCoalesce < 0:
+		return fmt.Errorf("%w: negative status coalescing window", ErrConfig)
 	case c.MemLowWaterMB > c.MemHighWaterMB || c.DiskLowWaterMB > c.DiskHighWaterMB:
 		return fmt.Errorf("%w: a low water mark is above its high water mark", ErrConfig)
 	case c.CNCI.Agent != "" && (c.CNCI.Cert == "" || c.CNCI.Pool.IP.To4() == nil):

@@ -45,6 +45,10 @@
 // # Instance directory
 //
 // <StateDir>/<instance uuid>/state is JSON: the START payload as received and
-// the driver's handle, replaced atomically. Drivers may keep files next to it
-// (a process instance's stdout.log and stderr.log).
+// the driver's handle, replaced atomically. A START writes it twice: before
+// launching (no handle, not synced: it survives a killed launcher, not a
+// power loss) and once launched, with the handle, durably (synced, with its
+// directory) before the instance is reported active; a RESTART saves the new
+// handle durably. Drivers may keep files next to it (a process instance's
+// stdout.log and stderr.log).
 package launcher

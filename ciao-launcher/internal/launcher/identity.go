@@ -83,9 +83,19 @@ func nodeUUID(dir string, role ssntp.Role) (uuid.UUID, error) {
 	return id, nil
 }
 
-// writeFileAtomic replaces path with data: a reader (or a launcher that
-// crashed half way) sees the old content or the new, never a mix.
+// writeFileAtomic replaces path with data, durably: a reader (or a
+// launcher that crashed half way, or a node that lost power) sees the old
+// content or the new, never a mix.
 func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+	return replaceFile(path, data, perm, true)
+}
+
+// replaceFile replaces path with data through a temporary file and a
+// rename, so that a reader or a killed launcher sees the old content or the
+// new, never a mix. durable adds the two syncs (file before the rename,
+// directory after it) that make the new content survive a power loss;
+// without them it survives any death of the process, not of the node.
+func replaceFile(path string, data []byte, perm os.FileMode, durable bool) error {
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
 	if err != nil {
@@ -100,9 +110,11 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
 		tmp.Close()
 		return err
 	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
+	if durable {
+		if err := tmp.Sync(); err != nil {
+			tmp.Close()
+			return err
+		}
 	}
 	if err := tmp.Close(); err != nil {
 		return err
@@ -110,9 +122,17 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
 	if err := os.Rename(tmp.Name(), path); err != nil {
 		return err
 	}
+	if durable {
+		syncDir(dir)
+	}
+	return nil
+}
+
+// syncDir makes dir's entries durable, as far as the file system allows
+// (some cannot sync a directory; nothing more can be done there).
+func syncDir(dir string) {
 	if d, err := os.Open(dir); err == nil {
 		_ = d.Sync()
 		d.Close()
 	}
-	return nil
 }

@@ -240,7 +240,8 @@ func (in *instance) start(ctx context.Context) bool {
 	if err := os.Mkdir(in.dir, 0o755); err != nil {
 		return gone(payloads.StartInstanceExists, err)
 	}
-	if err := in.st.save(in.dir); err != nil {
+	// Not durable yet: see saveIntent. The durable save follows the launch.
+	if err := in.st.saveIntent(in.dir); err != nil {
 		in.removeDir()
 		return gone(payloads.StartImageFailure, err)
 	}
@@ -258,14 +259,19 @@ func (in *instance) start(ctx context.Context) bool {
 			in.removeDir()
 			return gone(r, err)
 		}
-		// Keep the instance, exited, for a later RESTART (§6.1).
+		// Keep the instance, exited, for a later RESTART (§6.1): durably,
+		// as the scheduler is told it exists.
 		glog.Errorf("launcher: START %s failed (%s): %v", in.id, r, err)
+		if err := in.st.save(in.dir); err != nil {
+			glog.Errorf("launcher: instance %s: saving its state: %v", in.id, err)
+		}
 		in.running = false
 		in.emit(ctx, instEvent{kind: evState, state: payloads.InstanceExited, startFailure: r})
 		in.sample(ctx)
 		return true
 	}
 	in.st.Handle = h
+	// The START's one durable save, before the instance is reported active.
 	if err := in.st.save(in.dir); err != nil {
 		glog.Errorf("launcher: instance %s: saving its handle: %v (it will not be re-adopted)", in.id, err)
 	}

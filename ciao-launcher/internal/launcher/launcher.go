@@ -52,7 +52,10 @@ type Launcher struct {
 	memAvail    int // MB, by the §9.3 formula; −1 unknown
 	diskAvail   int
 	lastStatus  ssntp.Status
-	traces      []*ssntp.Frame // succeeded path-traced STARTs not yet reported (trace.go)
+	lastSentAt  time.Time        // when the last status frame was sent
+	statusDue   <-chan time.Time // fires when a coalesced status is due (nil: none)
+	statusTimer *time.Timer      // statusDue's timer
+	traces      []*ssntp.Frame   // succeeded path-traced STARTs not yet reported (trace.go)
 }
 
 // instRecord is the main loop's view of an instance.
@@ -366,6 +369,11 @@ func sshAddress(c payloads.StartCmd) (string, int) {
 func (l *Launcher) loop(ctx, ictx context.Context) {
 	tick := time.NewTicker(l.cfg.StatsInterval)
 	defer tick.Stop()
+	defer func() {
+		if l.statusTimer != nil {
+			l.statusTimer.Stop()
+		}
+	}()
 	for {
 		select {
 		case <-ctx.Done():
@@ -379,6 +387,9 @@ func (l *Launcher) loop(ctx, ictx context.Context) {
 			}
 		case ev := <-l.events:
 			l.handleEvent(ev)
+		case <-l.statusDue:
+			l.statusDue = nil
+			l.report(false)
 		case <-tick.C:
 			if l.connected {
 				l.report(true)
@@ -608,7 +619,7 @@ func (l *Launcher) handleEvent(ev instEvent) {
 		rec.state = ev.state
 		if ev.state == payloads.InstanceActive && ev.startedNow {
 			l.queueTrace(rec, time.Now())
-			l.report(false)
+			l.startedStatus()
 		}
 	case evSample:
 		rec.sample = ev.sample
@@ -668,11 +679,46 @@ func (l *Launcher) status() ssntp.Status {
 	return ssntp.READY
 }
 
-// report sends the node status and, with stats, the STATS command.
+// startedStatus sends the status a successful START owes the scheduler
+// (§9.2), coalesced: at once if the last status frame is older than
+// cfg.StatusCoalesce, else when it is that old, one frame for every START
+// succeeding meanwhile. The scheduler keeps only a node's latest status;
+// between two of them its own accounting covers the STARTs it placed
+// (scheduler spec §4.6), and the launcher refuses with full_cn what no
+// longer fits (§9.3), so a READY sent later loses nothing. A change of
+// status (the START made the node FULL, by the launcher's accounting) is
+// not delayed: the scheduler must stop placing on the node at once.
+func (l *Launcher) startedStatus() {
+	if !l.connected {
+		return // the connection's report will carry it
+	}
+	if l.statusDue != nil {
+		return // already due
+	}
+	wait := l.cfg.StatusCoalesce - time.Since(l.lastSentAt)
+	if wait <= 0 || l.status() != l.lastStatus {
+		l.report(false)
+		return
+	}
+	if l.statusTimer == nil {
+		l.statusTimer = time.NewTimer(wait)
+	} else {
+		l.statusTimer.Reset(wait)
+	}
+	l.statusDue = l.statusTimer.C
+}
+
+// report sends the node status and, with stats, the STATS command. A
+// coalesced status not sent yet goes with it.
 func (l *Launcher) report(stats bool) {
 	if !l.connected {
 		return
 	}
+	if l.statusDue != nil {
+		l.statusTimer.Stop()
+		l.statusDue = nil
+	}
+	l.lastSentAt = time.Now()
 	n := l.refreshAvailable()
 	st := l.status()
 	if st != l.lastStatus {

@@ -38,14 +38,39 @@ type instanceState struct {
 
 func statePath(dir string) string { return filepath.Join(dir, stateFileName) }
 
-// save writes the state file atomically.
+// save writes the state file atomically and durably: once it returns, the
+// state, and the instance directory holding it, survive a power loss.
 func (s *instanceState) save(dir string) error {
+	if err := s.write(dir, true); err != nil {
+		return err
+	}
+	// The directory's own entry in the state directory (made by START's
+	// mkdir) must be durable too. On ext4 the journal commit of the sync
+	// above already carried it, and this sync is a cheap no-op.
+	syncDir(filepath.Dir(filepath.Clean(dir)))
+	return nil
+}
+
+// saveIntent writes the state file atomically but not durably: a launcher
+// killed (SIGKILL, panic) after it returns finds it, as the kernel still
+// has it; a power loss before the next save may lose it. START writes its
+// record this way before launching, and durably (save) once it has the
+// handle: an instance is durable once it runs and before it is reported
+// active, at the cost of one durable save, not two. What a power loss in
+// between leaves (nothing, or a directory without a readable state) is an
+// instance that never reported active, whose VM or process the power loss
+// ended anyway; a container is found by label by -hard-reset.
+func (s *instanceState) saveIntent(dir string) error {
+	return s.write(dir, false)
+}
+
+func (s *instanceState) write(dir string, durable bool) error {
 	s.Version = stateVersion
 	b, err := json.MarshalIndent(s, "", "  ")
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(statePath(dir), b, 0o600)
+	return replaceFile(statePath(dir), b, 0o600, durable)
 }
 
 // loadState reads an instance's state file.
