@@ -168,3 +168,36 @@ func TestProcessTenantVnic(t *testing.T) {
 	}
 	waitFor(t, "no ciao link left on the node", func() bool { return len(cnNS.CiaoLinks(t)) == 0 })
 }
+
+// TestHardResetHeldNetns: a launcher that died after mounting a process
+// instance's network namespace but before saving its handle leaves a
+// directory the first removal cannot take (the mount is busy); one hard
+// reset still removes it, after the process driver has unmounted it.
+func TestHardResetHeldNetns(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount a network namespace")
+	}
+	srv := newTestServer(t)
+	cfg := testConfig(t, srv, t.TempDir())
+	dir := filepath.Join(cfg.StateDir, "6b3e3bd2-4f0e-4d57-9d1c-2f3e9c1a0b7e")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	held := filepath.Join(dir, "netns")
+	if err := os.WriteFile(held, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := exec.Command("mount", "--bind", "/proc/self/ns/net", held).Run(); err != nil {
+		t.Fatalf("bind-mounting a namespace: %v", err)
+	}
+	t.Cleanup(func() { _ = exec.Command("umount", held).Run() })
+	if err := os.RemoveAll(dir); err == nil {
+		t.Fatal("the held directory could be removed: the test does not test anything")
+	}
+	if err := HardReset(context.Background(), cfg); err != nil {
+		t.Fatalf("HardReset: %v", err)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("instance directory left after hard reset: %v", err)
+	}
+}

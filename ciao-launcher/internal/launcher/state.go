@@ -210,6 +210,10 @@ func hardReset(ctx context.Context, cfg Config, drivers driver.Registry) error {
 		return fmt.Errorf("hard reset: %w", err)
 	}
 	var errs []error
+	// Directories a driver still holds something in (a process instance's
+	// network namespace mounted on <dir>/netns by a launcher that died
+	// before saving its handle) are removed again after the drivers' Reset.
+	var busy []string
 	for _, f := range found {
 		if f.state.Handle.Driver != "" {
 			d, err := drivers.Lookup(f.state.Kind)
@@ -224,13 +228,13 @@ func hardReset(ctx context.Context, cfg Config, drivers driver.Registry) error {
 		}
 		glog.Infof("launcher: hard reset: removed instance %s", f.id)
 		if err := os.RemoveAll(f.dir); err != nil {
-			errs = append(errs, err)
+			busy = append(busy, f.dir)
 		}
 	}
 	for _, dir := range bad {
 		glog.Warningf("launcher: hard reset: removing unreadable instance directory %s", dir)
 		if err := os.RemoveAll(dir); err != nil {
-			errs = append(errs, err)
+			busy = append(busy, dir)
 		}
 	}
 	// Containers whose directory is gone (a launcher that died between
@@ -240,6 +244,11 @@ func hardReset(ctx context.Context, cfg Config, drivers driver.Registry) error {
 			if err := r.Reset(ctx, filepath.Clean(cfg.StateDir)); err != nil {
 				errs = append(errs, fmt.Errorf("hard reset of %s instances: %w", kind, err))
 			}
+		}
+	}
+	for _, dir := range busy {
+		if err := os.RemoveAll(dir); err != nil {
+			errs = append(errs, fmt.Errorf("hard reset: %w", err))
 		}
 	}
 	return errors.Join(errs...)
