@@ -275,9 +275,10 @@ func TestStartFailure(t *testing.T) {
 	ins := e.launch(t, tenantA, WorkloadClear, 2)
 	e.fs.SendError(t, e.me(), ssntp.StartFailure, testutil.StartFailurePayload(ins[0].ID, payloads.StartFullCloud))
 	e.waitGone(t, ins[0].ID)
-	if !e.hasEvent(tenantA, datastore.EventError, "Start Failure "+ins[0].ID+": Cloud is full") {
-		t.Error("no Start Failure event")
-	}
+	// The event is written after the instance goes: poll for it.
+	waitFor(t, "Start Failure event", func() bool {
+		return e.hasEvent(tenantA, datastore.EventError, "Start Failure "+ins[0].ID+": Cloud is full")
+	})
 	qs, _ := e.store.Quotas(ctx, tenantA)
 	if qs[0].Resource != datastore.ResInstances || qs[0].Usage != 1 {
 		t.Errorf("quotas after failure: %+v", qs)
@@ -342,9 +343,9 @@ func TestCommandsRouted(t *testing.T) {
 	}
 	// The agent confirms with InstanceDeleted, which removes the instance.
 	e.waitGone(t, in.ID)
-	if !e.hasEvent(tenantA, datastore.EventInfo, "Deleted Instance "+in.ID) {
-		t.Error("no Deleted Instance event under the tenant")
-	}
+	waitFor(t, "Deleted Instance event under the tenant", func() bool {
+		return e.hasEvent(tenantA, datastore.EventInfo, "Deleted Instance "+in.ID)
+	})
 }
 
 func TestNodeEvents(t *testing.T) {
@@ -357,10 +358,10 @@ func TestNodeEvents(t *testing.T) {
 		_, err := e.store.Node(context.Background(), e.node)
 		return errors.Is(err, datastore.ErrNotFound)
 	})
-	if !e.hasEvent("", datastore.EventInfo, "Node connected "+e.node+" (compute_node)") ||
-		!e.hasEvent("", datastore.EventWarn, "Node disconnected "+e.node+" (compute_node)") {
-		t.Error("node events missing")
-	}
+	waitFor(t, "node events", func() bool {
+		return e.hasEvent("", datastore.EventInfo, "Node connected "+e.node+" (compute_node)") &&
+			e.hasEvent("", datastore.EventWarn, "Node disconnected "+e.node+" (compute_node)")
+	})
 }
 
 func TestConfigValidate(t *testing.T) {
