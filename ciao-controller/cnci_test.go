@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -98,6 +99,31 @@ func TestCNCIPerTenant(t *testing.T) {
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
+	}
+
+	// The scheduler places a START only on a node whose READY it has read.
+	// The agents send READY then STATS on one connection, so once the
+	// controller lists both nodes (from their STATS) both are placeable.
+	deadline := time.Now().Add(testutil.WaitTimeout)
+	for {
+		req, _ := http.NewRequest(http.MethodGet, root+"/nodes", nil)
+		req.Header.Set("X-Auth-Token", adminTok)
+		var nodes struct {
+			Nodes []struct {
+				ID string `json:"id"`
+			} `json:"nodes"`
+		}
+		if resp, err := hc.Do(req); err == nil {
+			_ = json.NewDecoder(resp.Body).Decode(&nodes)
+			resp.Body.Close()
+		}
+		if len(nodes.Nodes) >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the controller lists %d nodes, want the compute and the network node", len(nodes.Nodes))
+		}
+		time.Sleep(10 * time.Millisecond) // poll interval, not a wait for state
 	}
 
 	// Five concurrent first creates: one CNCI.
