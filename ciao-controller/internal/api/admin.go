@@ -270,35 +270,7 @@ func (s *server) showCNCI(w http.ResponseWriter, r *http.Request) {
 // §6.3.2): every tenant's instances of one workload, paged like the
 // tenant listing; total_servers counts the filtered list.
 func (s *server) flavorServers(w http.ResponseWriter, r *http.Request) {
-	limit, err := intParam(r, "limit")
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	offset, err := intParam(r, "offset")
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	q := datastore.InstanceQuery{WorkloadID: mux.Vars(r)["flavor"], Marker: r.URL.Query().Get("marker"), Offset: offset, Limit: limit}
-	p, err := s.cfg.Store.Instances(r.Context(), q)
-	if err != nil {
-		if q.Marker != "" && errors.Is(err, datastore.ErrNotFound) {
-			writeError(w, http.StatusBadRequest, "marker "+q.Marker+" not found")
-			return
-		}
-		fail(w, r, err)
-		return
-	}
-	img := imageOf{s: s.cfg.Store}
-	out := make([]serverDetails, 0, len(p.Instances))
-	for _, in := range p.Instances {
-		out = append(out, details(in, img.get(r.Context(), in.WorkloadID)))
-	}
-	writeJSON(w, http.StatusOK, struct {
-		TotalServers int             `json:"total_servers"`
-		Servers      []serverDetails `json:"servers"`
-	}{p.Total, out})
+	s.serveInstances(w, r, datastore.InstanceQuery{WorkloadID: mux.Vars(r)["flavor"]})
 }
 
 // usageBucket is the resolution of the usage history; usageLookback is

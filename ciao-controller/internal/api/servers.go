@@ -188,17 +188,22 @@ func intParam(r *http.Request, name string) (int, error) {
 // listServers is GET servers/detail with marker, offset and limit (Q2
 // fixed: limit is honoured).
 func (s *server) listServers(w http.ResponseWriter, r *http.Request) {
-	limit, err := intParam(r, "limit")
+	s.serveInstances(w, r, datastore.InstanceQuery{TenantID: mux.Vars(r)["tenant"]})
+}
+
+// serveInstances answers a server listing: q's filters, with marker, offset
+// and limit from the query string; an unknown marker is 400.
+func (s *server) serveInstances(w http.ResponseWriter, r *http.Request, q datastore.InstanceQuery) {
+	var err error
+	q.Limit, err = intParam(r, "limit")
+	if err == nil {
+		q.Offset, err = intParam(r, "offset")
+	}
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	offset, err := intParam(r, "offset")
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	q := datastore.InstanceQuery{TenantID: mux.Vars(r)["tenant"], Marker: r.URL.Query().Get("marker"), Offset: offset, Limit: limit}
+	q.Marker = r.URL.Query().Get("marker")
 	p, err := s.cfg.Store.Instances(r.Context(), q)
 	if err != nil {
 		if q.Marker != "" && errors.Is(err, datastore.ErrNotFound) {
