@@ -2,14 +2,7 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
-	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -22,35 +15,6 @@ import (
 	"github.com/ciao-project/ciao/ssntp"
 	"github.com/ciao-project/ciao/testutil"
 )
-
-// writeHTTPSCert makes a self-signed certificate for 127.0.0.1 and writes
-// cert.pem and key.pem into dir.
-func writeHTTPSCert(t *testing.T, dir string) (certFile, keyFile string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "ciao-controller test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost"},
-		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true, IsCA: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile = filepath.Join(dir, "https-cert.pem"), filepath.Join(dir, "https-key.pem")
-	write(t, certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
-	write(t, keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}))
-	return certFile, keyFile
-}
 
 func write(t *testing.T, path string, b []byte) {
 	t.Helper()
@@ -88,7 +52,7 @@ func TestBinaryAgainstRealController(t *testing.T) {
 	ca, ctlCert := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "controller.pem")
 	write(t, ca, certs.CACert)
 	write(t, ctlCert, certs.Cert(t, ssntp.Controller))
-	httpsCert, httpsKey := writeHTTPSCert(t, dir)
+	httpsCert, httpsKey := testutil.WriteHTTPSCert(t, dir)
 	tokens := filepath.Join(dir, "tokens")
 	write(t, tokens, []byte("tok T1 demo user\nadmintok A1 admin admin\n"))
 

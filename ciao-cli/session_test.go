@@ -103,7 +103,7 @@ func startCluster(t *testing.T) *cluster {
 			t.Fatalf("create user %s: %v\n%s", u[0], err, out)
 		}
 	}
-	httpsCert, httpsKey := writeHTTPSCert(t, dir)
+	httpsCert, httpsKey := testutil.WriteHTTPSCert(t, dir)
 	c.ca = httpsCert
 	c.port = freePort(t)
 	testutil.StartCommand(t, dir, "controller", ctlBin, "-cacert", ca, "-cert", ctlCert, "-server", "127.0.0.1",

@@ -2,18 +2,12 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/md5"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -32,39 +26,6 @@ import (
 	"github.com/ciao-project/ciao/testutil"
 	"golang.org/x/crypto/bcrypt"
 )
-
-// writeHTTPSCert makes a self-signed certificate for 127.0.0.1 and writes
-// it and its key into dir.
-func writeHTTPSCert(t *testing.T, dir string) (certFile, keyFile string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "ciao-controller test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost"},
-		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true, IsCA: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile = filepath.Join(dir, "https-cert.pem"), filepath.Join(dir, "https-key.pem")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return certFile, keyFile
-}
 
 // osClient runs the openstack CLI with a fixed environment.
 type osClient struct {
@@ -160,7 +121,7 @@ func TestOpenStackClient(t *testing.T) {
 	testutil.StartCommand(t, dir, "scheduler", sched, "-cert", schedCert, "-cacert", ca, "-listen", "127.0.0.1:"+strconv.Itoa(port),
 		"-configuration-uri", "file://"+conf, "-logtostderr")
 
-	httpsCert, httpsKey := writeHTTPSCert(t, dir)
+	httpsCert, httpsKey := testutil.WriteHTTPSCert(t, dir)
 	cfg := newConfig()
 	cfg.CACert, cfg.Cert, cfg.Server, cfg.Port = ca, ctlCert, "127.0.0.1", port
 	cfg.HTTPSCert, cfg.HTTPSKey, cfg.ComputeHost, cfg.ComputePort = httpsCert, httpsKey, "127.0.0.1", 0

@@ -2,16 +2,10 @@ package main
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -123,35 +117,6 @@ func writeFile(tb testing.TB, path string, b []byte) {
 	}
 }
 
-// writeHTTPSCert writes a self-signed certificate for 127.0.0.1 and its
-// key into dir.
-func writeHTTPSCert(tb testing.TB, dir string) (certFile, keyFile string) {
-	tb.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "ciao-controller test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost"},
-		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true, IsCA: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	kb, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	certFile, keyFile = filepath.Join(dir, "https-cert.pem"), filepath.Join(dir, "https-key.pem")
-	writeFile(tb, certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
-	writeFile(tb, keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}))
-	return certFile, keyFile
-}
-
 // startCluster starts the cluster with n simulated launchers and two
 // identity users: admin (role admin on project admin) and demo (member of
 // project demo). ctlArgs are extra flags of the controller.
@@ -167,7 +132,7 @@ func startCluster(tb testing.TB, launchers int, ctlArgs ...string) *cluster {
 	_, agentCert := certs.WriteFiles(tb, dir, ssntp.AGENT)
 	conf := filepath.Join(dir, "configuration.yaml")
 	writeFile(tb, conf, testutil.Marshal(tb, testutil.ConfigureCmd()))
-	httpsCert, httpsKey := writeHTTPSCert(tb, dir)
+	httpsCert, httpsKey := testutil.WriteHTTPSCert(tb, dir)
 	c.ctlCA = httpsCert
 
 	for _, u := range []struct{ user, pass, project, role string }{
