@@ -66,6 +66,7 @@ type config struct {
 	WorkloadsPath   string         // cloud-init files ("" = TablesPath)
 	Network         bool           // tenant networking: one CNCI per tenant
 	CNCITimeout     time.Duration  // wait for a tenant's CNCI
+	CNCIIdle        time.Duration  // delete a CNCI whose tenant has no instances this long (0 = never)
 	TokensFile      string         // static tokens
 	Identity        identityConfig // built-in identity (identity.go)
 	ShutdownTimeout time.Duration
@@ -83,7 +84,7 @@ type config struct {
 func newConfig() config {
 	return config{Server: "localhost", Port: ssntp.DefaultPort, ComputePort: DefaultComputePort,
 		Database: DefaultDatabase, ShutdownTimeout: DefaultShutdownTimeout, ResendPending: controller.DefaultResendPendingAfter,
-		CNCITimeout: controller.DefaultCNCITimeout, GCPercent: DefaultGCPercent,
+		CNCITimeout: controller.DefaultCNCITimeout, CNCIIdle: controller.DefaultCNCIIdle, GCPercent: DefaultGCPercent,
 		Identity: identityConfig{TokenTTL: identity.DefaultTokenTTL, Role: "member", RemoteUser: "csr", RemoteProject: "service"}}
 }
 
@@ -100,6 +101,8 @@ func (c config) Validate() error {
 		return nil
 	case c.Network && c.CNCITimeout <= 0:
 		return errors.New("-cnci-timeout must be > 0")
+	case c.CNCIIdle < 0:
+		return errors.New("-cnci-idle must be >= 0 (0: never delete CNCIs)")
 	case !c.PlainHTTP && (c.HTTPSCert == "" || c.HTTPSKey == ""):
 		return errors.New("-httpscert and -httpskey are required")
 	case c.Database == "":
@@ -133,9 +136,10 @@ func parseFlags(fs *flag.FlagSet, args []string) (config, error) {
 	fs.StringVar(&c.WorkloadsPath, "workloads_path", "", "directory of the workloads' cloud-init files (default: -tables_init_path)")
 	fs.BoolVar(&c.Network, "network", false, "tenant networking: each tenant's first request starts its CNCI (the internal CNCI workload, on a network node) and waits for it")
 	fs.DurationVar(&c.CNCITimeout, "cnci-timeout", c.CNCITimeout, "with -network: how long a request waits for a tenant's new CNCI to announce itself before failing (503) with an error event")
+	fs.DurationVar(&c.CNCIIdle, "cnci-idle", c.CNCIIdle, "with -network: delete a tenant's CNCI once the tenant has had no instances for this long; its next request starts a new one (0: never delete CNCIs)")
 	fs.StringVar(&c.TokensFile, "tokens", "", "static token file: lines 'token project-id project-name role[,role...]'")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long in-flight API requests may take at shutdown")
-	fs.DurationVar(&c.ResendPending, "resend-pending-after", c.ResendPending, "after a restart, send START again for instances still pending and reported by no node this long after start (0: never); keep it above the launchers' STATS period")
+	fs.DurationVar(&c.ResendPending, "resend-pending-after", c.ResendPending, "send START again for instances still pending and reported by no node this long after creation (or after start, for older ones), then with a doubling backoff (0: never); keep it above the launchers' STATS period")
 	fs.IntVar(&c.GCPercent, "gc-percent", c.GCPercent, "garbage collector target percentage (GOGC), unless GOGC is set")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics, e.g. :9103 (default: off)")
 	fs.BoolVar(&c.Pprof, "pprof", false, "also serve the Go profiler at /debug/pprof/ on -metrics-addr")
@@ -221,7 +225,7 @@ func run(ctx context.Context, cfg config) (err error) {
 		cfg.ssntpMod(&sc)
 	}
 	ccfg := controller.NewConfig(store, sc)
-	ccfg.Network, ccfg.CNCITimeout = cfg.Network, cfg.CNCITimeout
+	ccfg.Network, ccfg.CNCITimeout, ccfg.CNCIIdle = cfg.Network, cfg.CNCITimeout, cfg.CNCIIdle
 	ccfg.ResendPendingAfter = cfg.ResendPending
 	ccfg.Metrics = met
 	ctl, err := controller.New(ctx, ccfg)

@@ -66,6 +66,7 @@ func TestFlags(t *testing.T) {
 		{"-httpscert", "h", "-httpskey", "k", "-token-ttl", "0"},            // bad ttl
 		{"-httpscert", "h", "-httpskey", "k", "-identity-url", "http://ks"}, // no service password
 		{"-httpscert", "h", "-httpskey", "k", "-tokens", tok, "-network", "-cnci-timeout", "0"},
+		{"-httpscert", "h", "-httpskey", "k", "-tokens", tok, "-network", "-cnci-idle", "-1s"},
 		{"-httpscert", "h", "-httpskey", "k", "-tokens", tok, "extra"},
 	} {
 		if _, err := parseFlags(flag.NewFlagSet("t", flag.ContinueOnError), args); err == nil {

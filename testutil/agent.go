@@ -50,7 +50,7 @@ func (in *Instance) stat() payloads.InstanceStat {
 // NETAGENT or both that keeps a table of instances and answers commands
 // the way a launcher does, failure reasons included:
 //
-//   - START: records a running instance. Fails with invalid_payload,
+//   - START: records a running instance (or, WithDropStarts, ignores it). Fails with invalid_payload,
 //     invalid_data (ValidateForLauncher), already_running, instance_exists
 //     (the instance is known but stopped), full_cn (WithAutoReady and too
 //     little memory) or the WithStartFailure reason.
@@ -335,6 +335,12 @@ func (a *FakeAgent) start(cl *ssntp.Client, f *ssntp.Frame) {
 	}
 
 	a.mu.Lock()
+	if a.knobs.dropStarts > 0 {
+		a.knobs.dropStarts--
+		a.mu.Unlock()
+		a.log.Infof("testutil: %s: START of %s dropped (WithDropStarts)", a.name, in.UUID)
+		return
+	}
 	reason := a.knobs.startFailure
 	if old, ok := a.instances[in.UUID]; reason == "" && ok {
 		reason = payloads.StartInstanceExists

@@ -296,3 +296,32 @@ func TestAgentTraceReport(t *testing.T) {
 		t.Errorf("second report %+v", tr)
 	}
 }
+
+// TestAgentDropStarts: WithDropStarts(1) loses the first START (no answer,
+// no instance); the same START sent again runs.
+func TestAgentDropStarts(t *testing.T) {
+	srv := NewFakeServer(t)
+	a := NewFakeAgent(t, srv.Port(), ssntp.AGENT, WithDropStarts(1))
+	srv.SendCommand(t, a.UUID(), ssntp.START, StartPayload())
+	a.NextStart(t)
+	srv.Nothing(t, ssntp.ERROR, uint8(ssntp.StartFailure), 20*time.Millisecond)
+	if _, ok := a.Instance(InstanceUUID); ok {
+		t.Fatal("a dropped START created the instance")
+	}
+	srv.SendCommand(t, a.UUID(), ssntp.START, StartPayload())
+	a.NextStart(t)
+	waitInstance := time.Now().Add(WaitTimeout)
+	for {
+		if in, ok := a.Instance(InstanceUUID); ok && in.State == payloads.InstanceActive {
+			break
+		}
+		if time.Now().After(waitInstance) {
+			t.Fatal("the second START did not run")
+		}
+		time.Sleep(time.Millisecond) // poll interval, not a wait for state
+	}
+	bad := newSettings(kindAgent, []Option{WithDropStarts(-1)})
+	if msg := fatal(t, func(tb testing.TB) { bad.check(tb) }); !strings.Contains(msg, "WithDropStarts(-1)") {
+		t.Errorf("negative count: %q", msg)
+	}
+}

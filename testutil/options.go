@@ -63,6 +63,7 @@ type agentKnobs struct {
 	autoReady   bool
 	memTotalMB  int
 	fullBelowMB int
+	dropStarts  int // STARTs still to ignore
 }
 
 // defaultFullBelowMB is ciao-launcher's memory high-water mark: below it a
@@ -201,6 +202,21 @@ func WithFullBelow(memMB int) Option {
 	return func(s *settings) {
 		if s.only(kindAgent, "WithFullBelow") {
 			s.agent.fullBelowMB = memMB
+		}
+	}
+}
+
+// WithDropStarts makes a FakeAgent ignore its next n STARTs: no answer,
+// no instance, as if the frame had been lost on the way. The test still
+// sees them with NextStart.
+func WithDropStarts(n int) Option {
+	return func(s *settings) {
+		if s.only(kindAgent, "WithDropStarts") {
+			if n < 0 {
+				s.errs = append(s.errs, fmt.Sprintf("WithDropStarts(%d): n must be >= 0", n))
+				return
+			}
+			s.agent.dropStarts = n
 		}
 	}
 }

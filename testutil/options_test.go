@@ -22,6 +22,7 @@ func TestOptionsApply(t *testing.T) {
 		WithDetachVolumeFailure(payloads.DetachVolumeDetachFailure),
 		WithAutoReady(8192),
 		WithFullBelow(100),
+		WithDropStarts(2),
 		nil, // ignored, so callers can build option lists conditionally
 	})
 	s.check(t)
@@ -42,6 +43,7 @@ func TestOptionsApply(t *testing.T) {
 		autoReady:      true,
 		memTotalMB:     8192,
 		fullBelowMB:    100,
+		dropStarts:     2,
 	}
 	if s.agent != want {
 		t.Errorf("knobs %+v, want %+v", s.agent, want)

@@ -24,11 +24,27 @@ import (
 // requests of one tenant wait for the same CNCI. A StartFailure for the
 // CNCI, or the timeout, fails the waiting requests with ErrCNCI and logs
 // an error event; the next request tries again.
+//
+// Unlike 2016, CNCIs are also deleted (cnci_life.go):
+//   - a tenant's active CNCI, once the tenant has had no instance and no
+//     request using the CNCI for Config.CNCIIdle, gets DELETE. Its record
+//     stays, in state CNCIDeleting, until its node confirms with
+//     InstanceDeleted (or DeleteFailure no_instance); then it goes;
+//   - a CNCI that timed out gets DELETE too and its record goes at once.
+//
+// A CNCI being deleted is in cncis.dying. A request of its tenant never
+// uses it: once its DELETE can be routed (its node is known from STATS)
+// the request waits for the deletion to be confirmed (at most
+// CNCITimeout), then starts a fresh CNCI; so a tenant never has two CNCIs
+// running. A timed-out CNCI whose node is unknown (its START may never
+// have reached a node) does not hold the tenant back: it stays in dying
+// and gets its DELETE if a node ever reports it.
 
 // CNCI states stored in datastore.CNCI.State.
 const (
-	CNCIPending = "pending"
-	CNCIActive  = "active"
+	CNCIPending  = "pending"
+	CNCIActive   = "active"
+	CNCIDeleting = "deleting"
 )
 
 // ErrCNCI: the tenant's CNCI could not be started (StartFailure) or did
@@ -39,6 +55,9 @@ var ErrCNCI = errors.New("controller: tenant CNCI unavailable")
 // a loaded network node.
 const DefaultCNCITimeout = 3 * time.Minute
 
+// DefaultCNCIIdle is Config.CNCIIdle's default.
+const DefaultCNCIIdle = 10 * time.Minute
+
 // cnciLaunch is one CNCI start in progress; done is closed once err is
 // set. Waiters only read err after done.
 type cnciLaunch struct {
@@ -47,11 +66,30 @@ type cnciLaunch struct {
 	err             error
 }
 
-// cncis tracks the launches in progress. mu guards both maps.
+// cnciDeath is one CNCI deletion in progress; done is closed when the
+// CNCI is known to be gone.
+type cnciDeath struct {
+	tenant, id, reason string
+	node               string    // where DELETE goes; "" until a STATS names it
+	sent               time.Time // last DELETE sent; zero: none yet
+	tries              int
+	done               chan struct{}
+}
+
+// cncis tracks the launches and deletions in progress and what the idle
+// reaper needs. mu guards every map.
 type cncis struct {
-	mu       sync.Mutex
-	byTenant map[string]*cnciLaunch
-	byID     map[string]*cnciLaunch
+	mu        sync.Mutex
+	byTenant  map[string]*cnciLaunch
+	byID      map[string]*cnciLaunch
+	dying     map[string]*cnciDeath // by CNCI id
+	users     map[string]int        // tenant -> requests holding its CNCI (Launch between confirm and create)
+	idleSince map[string]time.Time  // tenant -> first reaper pass that saw it idle
+}
+
+func newCNCIs() cncis {
+	return cncis{byTenant: map[string]*cnciLaunch{}, byID: map[string]*cnciLaunch{},
+		dying: map[string]*cnciDeath{}, users: map[string]int{}, idleSince: map[string]time.Time{}}
 }
 
 // finishLocked ends a launch (mu held).
@@ -65,43 +103,110 @@ func (cs *cncis) finishLocked(l *cnciLaunch, err error) {
 	close(l.done)
 }
 
-// ensureCNCI returns the tenant's active CNCI, starting one if it has
-// none, or ErrCNCI.
-func (c *Controller) ensureCNCI(ctx context.Context, t datastore.Tenant) (datastore.CNCI, error) {
-	if cn, err := c.store.CNCI(ctx, t.ID); err == nil && cn.IP != "" {
-		return cn, nil
+// blockingDeathLocked is a deletion of tenant's CNCI that a new CNCI must
+// wait for: one whose DELETE can be routed.
+func (cs *cncis) blockingDeathLocked(tenant string) *cnciDeath {
+	for _, d := range cs.dying {
+		if d.tenant == tenant && d.node != "" {
+			return d
+		}
 	}
+	return nil
+}
+
+// ensureCNCI returns the tenant's active CNCI, starting one if it has
+// none, or ErrCNCI. The caller must call release once it no longer needs
+// the CNCI (after its instances are stored): until then the idle reaper
+// leaves the CNCI alone.
+func (c *Controller) ensureCNCI(ctx context.Context, t datastore.Tenant) (datastore.CNCI, func(), error) {
+	for round := 0; ; round++ {
+		if round == 4 {
+			return datastore.CNCI{}, nil, fmt.Errorf("CNCI of %s: still not active after %d launches: %w", t.ID, round, ErrCNCI)
+		}
+		c.cnci.mu.Lock()
+		if d := c.cnci.blockingDeathLocked(t.ID); d != nil {
+			c.cnci.mu.Unlock()
+			if err := c.awaitDeath(ctx, d); err != nil {
+				return datastore.CNCI{}, nil, err
+			}
+			continue
+		}
+		l, running := c.cnci.byTenant[t.ID]
+		var doomed *cnciDeath
+		if !running {
+			cn, err := c.store.CNCI(ctx, t.ID)
+			switch {
+			case err == nil && cn.State == CNCIActive && cn.IP != "" && c.cnci.dying[cn.ID] == nil:
+				c.cnci.users[t.ID]++
+				delete(c.cnci.idleSince, t.ID)
+				c.cnci.mu.Unlock()
+				return cn, func() { c.releaseCNCI(t.ID) }, nil
+			case err == nil && cn.ID != "" && c.cnci.dying[cn.ID] == nil:
+				// Left deleting or pending by an earlier process: it
+				// may run somewhere, so it is deleted before a new one.
+				doomed = c.doomLocked(ctx, cn.TenantID, cn.ID, "replaced: left "+cn.State+" by an earlier controller")
+			case err != nil && !errors.Is(err, datastore.ErrNotFound):
+				c.cnci.mu.Unlock()
+				return datastore.CNCI{}, nil, fmt.Errorf("CNCI of %s: %w", t.ID, err)
+			}
+			if doomed == nil || doomed.node == "" {
+				l = &cnciLaunch{tenant: t.ID, id: uuid.Generate().String(), mac: t.CNCIMAC, done: make(chan struct{})}
+				c.cnci.byTenant[t.ID] = l
+				c.cnci.byID[l.id] = l
+			}
+		}
+		c.cnci.mu.Unlock()
+		if doomed != nil {
+			c.sendCNCIDelete(ctx, doomed)
+			if doomed.node != "" {
+				continue // wait for it first
+			}
+		}
+		if !running {
+			c.bg.Add(1)
+			go c.launchCNCI(l)
+		}
+		select {
+		case <-l.done:
+		case <-ctx.Done():
+			return datastore.CNCI{}, nil, fmt.Errorf("waiting for the CNCI of %s: %w", t.ID, ctx.Err())
+		}
+		if l.err != nil {
+			return datastore.CNCI{}, nil, l.err
+		}
+	}
+}
+
+// releaseCNCI ends one use taken by ensureCNCI.
+func (c *Controller) releaseCNCI(tenant string) {
 	c.cnci.mu.Lock()
-	l, running := c.cnci.byTenant[t.ID]
-	if !running {
-		l = &cnciLaunch{tenant: t.ID, id: uuid.Generate().String(), mac: t.CNCIMAC, done: make(chan struct{})}
-		c.cnci.byTenant[t.ID] = l
-		c.cnci.byID[l.id] = l
+	if c.cnci.users[tenant]--; c.cnci.users[tenant] <= 0 {
+		delete(c.cnci.users, tenant)
 	}
 	c.cnci.mu.Unlock()
-	if !running {
-		c.bg.Add(1)
-		go c.launchCNCI(l)
-	}
+}
+
+// awaitDeath waits until d's CNCI is confirmed gone, at most CNCITimeout.
+func (c *Controller) awaitDeath(ctx context.Context, d *cnciDeath) error {
+	glog.Infof("tenant %s: waiting for the deletion of CNCI %s before starting a new one", d.tenant, d.id)
+	t := time.NewTimer(c.cfg.CNCITimeout)
+	defer t.Stop()
 	select {
-	case <-l.done:
+	case <-d.done:
+		return nil
 	case <-ctx.Done():
-		return datastore.CNCI{}, fmt.Errorf("waiting for the CNCI of %s: %w", t.ID, ctx.Err())
+		return fmt.Errorf("waiting for the deletion of CNCI %s of %s: %w", d.id, d.tenant, ctx.Err())
+	case <-c.stop:
+		return fmt.Errorf("CNCI for %s: controller closing: %w", d.tenant, ErrCNCI)
+	case <-t.C:
+		return fmt.Errorf("CNCI for %s: the previous CNCI %s is not deleted after %v: %w", d.tenant, d.id, c.cfg.CNCITimeout, ErrCNCI)
 	}
-	if l.err != nil {
-		return datastore.CNCI{}, l.err
-	}
-	cn, err := c.store.CNCI(ctx, t.ID)
-	if err != nil {
-		return cn, fmt.Errorf("CNCI of %s: %w", t.ID, err)
-	}
-	return cn, nil
 }
 
 // launchCNCI stores the CNCI as pending, sends its START and ends the
 // launch with the timeout unless the CNCI's event or failure ends it
 // first. It runs on its own goroutine (c.bg), so an impatient request
-// does not abandon a launch half done.
+// does not abandon a launch half done. A CNCI that times out is deleted.
 func (c *Controller) launchCNCI(l *cnciLaunch) {
 	defer c.bg.Done()
 	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.OpTimeout)
@@ -120,8 +225,14 @@ func (c *Controller) launchCNCI(l *cnciLaunch) {
 	case <-t.C:
 		msg := fmt.Sprintf("CNCI Start Timeout %s: tenant %s's CNCI did not announce itself within %v", l.id, l.tenant, c.cfg.CNCITimeout)
 		glog.Error(msg)
-		c.event(context.Background(), l.tenant, datastore.EventError, msg)
-		c.endCNCI(l, fmt.Errorf("CNCI for %s: not up within %v: %w", l.tenant, c.cfg.CNCITimeout, ErrCNCI))
+		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.OpTimeout)
+		defer cancel()
+		c.event(ctx, l.tenant, datastore.EventError, msg)
+		c.cnci.mu.Lock()
+		d := c.doomLocked(ctx, l.tenant, l.id, fmt.Sprintf("did not announce itself within %v", c.cfg.CNCITimeout))
+		c.cnci.finishLocked(l, fmt.Errorf("CNCI for %s: not up within %v: %w", l.tenant, c.cfg.CNCITimeout, ErrCNCI))
+		c.cnci.mu.Unlock()
+		c.sendCNCIDelete(ctx, d)
 	}
 }
 
@@ -203,9 +314,15 @@ func (c *Controller) handleCNCIAdded(ctx context.Context, payload []byte) error 
 		return fmt.Errorf("decode ConcentratorInstanceAdded: %w", err)
 	}
 	a := ev.CNCIAdded
+	// Under mu from here: a CNCI the reaper dooms meanwhile must not be
+	// recorded active again.
 	c.cnci.mu.Lock()
+	defer c.cnci.mu.Unlock()
+	if d := c.cnci.dying[a.InstanceUUID]; d != nil {
+		glog.Warningf("ConcentratorInstanceAdded from CNCI %s of %s ignored: it is being deleted (%s)", a.InstanceUUID, d.tenant, d.reason)
+		return nil
+	}
 	l := c.cnci.byID[a.InstanceUUID]
-	c.cnci.mu.Unlock()
 	tenant := ""
 	if l != nil {
 		tenant = l.tenant
@@ -217,6 +334,10 @@ func (c *Controller) handleCNCIAdded(ctx context.Context, payload []byte) error 
 		for _, cn := range cs {
 			if cn.ID == a.InstanceUUID || (a.ConcentratorMAC != "" && strings.EqualFold(cn.MAC, a.ConcentratorMAC)) {
 				tenant = cn.TenantID
+				if cn.State == CNCIDeleting {
+					glog.Warningf("ConcentratorInstanceAdded from CNCI %s ignored: tenant %s's CNCI %s is being deleted", a.InstanceUUID, tenant, cn.ID)
+					return nil
+				}
 				break
 			}
 		}
@@ -234,17 +355,18 @@ func (c *Controller) handleCNCIAdded(ctx context.Context, payload []byte) error 
 		return fmt.Errorf("store CNCI of %s: %w", tenant, err)
 	}
 	glog.Infof("tenant %s: CNCI %s up at %s", tenant, a.InstanceUUID, a.ConcentratorIP)
-	c.cnci.mu.Lock()
 	if l := c.cnci.byTenant[tenant]; l != nil {
 		c.cnci.finishLocked(l, nil)
 	}
-	c.cnci.mu.Unlock()
 	return nil
 }
 
 // cnciStartFailure handles a StartFailure for a CNCI; it reports whether
 // id was one.
 func (c *Controller) cnciStartFailure(ctx context.Context, id string, reason payloads.StartFailureReason) bool {
+	if c.cnciGone(ctx, id, "START failed: "+reason.String()) {
+		return true // one being deleted: its START failing ends it
+	}
 	c.cnci.mu.Lock()
 	l := c.cnci.byID[id]
 	c.cnci.mu.Unlock()

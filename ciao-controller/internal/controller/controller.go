@@ -61,20 +61,24 @@ type Config struct {
 	// Network turns on tenant networking: one CNCI per tenant, started
 	// before the tenant's first instance (cnci.go).
 	Network bool
-	// CNCITimeout bounds the wait for a tenant's CNCI to come up.
+	// CNCITimeout bounds the wait for a tenant's CNCI to come up (and for
+	// a CNCI being deleted to go before its tenant gets a new one).
 	CNCITimeout time.Duration
+	// CNCIIdle: a tenant's CNCI is deleted once the tenant has had no
+	// instance for this long (cnci_life.go). 0 keeps CNCIs forever.
+	CNCIIdle time.Duration
 	// MaxLaunch bounds the count of one Launch.
 	MaxLaunch int
 	// OpTimeout bounds the datastore work done for one received frame.
 	OpTimeout time.Duration
-	// ResendPendingAfter: this long after New, instances created by an
-	// earlier process that are still pending and reported by no node get
-	// their START sent again. A 202 means the instance is stored and its
-	// START handed to the SSNTP client, but a controller killed right
-	// then may not have written that START to the scheduler yet; this
-	// sends it. Choose it above the launchers' STATS period, so an
-	// instance that did reach a node is reported (and not started twice)
-	// first. 0 turns it off.
+	// ResendPendingAfter: instances still pending and reported by no node
+	// this long after their creation (or after New, for those of an
+	// earlier process) get their START sent again, then with a doubling
+	// backoff (recovery.go). A START can be lost on the way, and a 202
+	// only means the START was handed to the SSNTP client: a controller
+	// killed right then may not have written it. Choose it above the
+	// launchers' STATS period, so an instance that did reach a node is
+	// reported (and not started twice) first. 0 turns it off.
 	ResendPendingAfter time.Duration
 	// Metrics, if set, counts launches and received frames.
 	Metrics *metrics.Metrics
@@ -84,7 +88,7 @@ type Config struct {
 func NewConfig(store datastore.Store, sc ssntp.Config) Config {
 	sc.Role = ssntp.Controller
 	return Config{SSNTP: sc, Store: store, MaxLaunch: DefaultMaxLaunch, OpTimeout: 10 * time.Second,
-		ResendPendingAfter: DefaultResendPendingAfter, CNCITimeout: DefaultCNCITimeout}
+		ResendPendingAfter: DefaultResendPendingAfter, CNCITimeout: DefaultCNCITimeout, CNCIIdle: DefaultCNCIIdle}
 }
 
 // Validate checks the configuration.
@@ -94,6 +98,8 @@ func (c Config) Validate() error {
 		return errors.New("controller config: no datastore")
 	case c.Network && c.CNCITimeout <= 0:
 		return errors.New("controller config: CNCI timeout must be > 0")
+	case c.CNCIIdle < 0:
+		return errors.New("controller config: CNCI idle delay must be >= 0")
 	case c.MaxLaunch < 1:
 		return fmt.Errorf("controller config: max launch %d < 1", c.MaxLaunch)
 	case c.OpTimeout <= 0:
@@ -119,8 +125,9 @@ type Controller struct {
 	stop    chan struct{} // closed by Close: the worker exits
 	done    chan struct{} // closed when the worker has exited
 	closed  sync.Once
-	bg      sync.WaitGroup // background jobs (resendPending, CNCI launches), stopped by stop
-	cnci    cncis          // CNCI launches in progress
+	bg      sync.WaitGroup // background jobs (maintenance loop, CNCI launches), stopped by stop
+	cnci    cncis          // CNCI launches and deletions in progress
+	rec     resends        // re-sent STARTs (recovery.go)
 	started time.Time      // when New ran
 }
 
@@ -146,7 +153,8 @@ func New(ctx context.Context, cfg Config) (*Controller, error) {
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
 		started: time.Now(),
-		cnci:    cncis{byTenant: map[string]*cnciLaunch{}, byID: map[string]*cnciLaunch{}},
+		cnci:    newCNCIs(),
+		rec:     resends{m: map[string]*resend{}},
 	}
 	go c.work()
 	cl, err := ssntp.Dial(ctx, cfg.SSNTP, (*notifier)(c))
@@ -157,9 +165,9 @@ func New(ctx context.Context, cfg Config) (*Controller, error) {
 	}
 	c.client = cl
 	glog.Infof("controller %s connected to scheduler %s", cl.UUID(), cl.ServerUUID())
-	if cfg.ResendPendingAfter > 0 {
+	if cfg.ResendPendingAfter > 0 || cfg.Network {
 		c.bg.Add(1)
-		go c.resendPending()
+		go c.maintain()
 	}
 	return c, nil
 }
@@ -172,7 +180,7 @@ func (c *Controller) Store() datastore.Store { return c.store }
 
 // Close stops the controller, in this order: the SSNTP client (no more
 // notifications; frames already sent get up to a second to leave), then
-// the pending-START resend if it has not run, then the worker, which
+// the maintenance loop and CNCI launches, then the worker, which
 // finishes the frame in hand and drops the rest of the
 // queue (logged). It does not close the datastore, which the caller owns
 // and must close afterwards. Calling Close twice is fine.

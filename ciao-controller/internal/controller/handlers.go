@@ -48,14 +48,16 @@ func (c *Controller) handle(r received) {
 		}
 	case r.typ == ssntp.ERROR && ssntp.Error(r.op) == ssntp.DeleteFailure:
 		var p payloads.ErrorDeleteFailure
-		if err = yaml.Unmarshal(r.payload, &p); err == nil {
+		if err = yaml.Unmarshal(r.payload, &p); err == nil && !c.cnciDeleteFailure(ctx, p.InstanceUUID, p.Reason) {
 			c.failureEvent(ctx, p.InstanceUUID, "Delete Failure %s: %s", p.Reason.String())
 		}
 	case r.typ == ssntp.EVENT && ssntp.Event(r.op) == ssntp.InstanceDeleted:
 		var p payloads.EventInstanceDeleted
 		if err = yaml.Unmarshal(r.payload, &p); err == nil {
 			id := p.InstanceDeleted.InstanceUUID
-			c.remove(ctx, id, "Deleted Instance "+id, datastore.EventInfo)
+			if !c.cnciInstanceDeleted(ctx, id) {
+				c.remove(ctx, id, "Deleted Instance "+id, datastore.EventInfo)
+			}
 		}
 	case r.typ == ssntp.EVENT && ssntp.Event(r.op) == ssntp.TraceReport:
 		err = c.handleTraceReport(ctx, r)
@@ -74,6 +76,9 @@ func (c *Controller) handle(r received) {
 			glog.Infof("node %s (%s) disconnected", id, p.Disconnected.NodeType)
 			if derr := c.store.DeleteNode(ctx, id); derr != nil && !errors.Is(derr, datastore.ErrNotFound) {
 				err = derr
+			}
+			if merr := c.nodeGone(ctx, id); merr != nil && err == nil {
+				err = merr
 			}
 			c.event(ctx, "", datastore.EventWarn, fmt.Sprintf("Node disconnected %s (%s)", id, p.Disconnected.NodeType))
 		}
@@ -138,6 +143,8 @@ func (c *Controller) handleStartFailure(ctx context.Context, r received) error {
 	}
 	msg := fmt.Sprintf("Start Failure %s: %s", id, p.Reason.String())
 	switch {
+	case p.Reason == payloads.StartAlreadyRunning || p.Reason == payloads.StartInstanceExists:
+		return c.resentStartFailure(ctx, id, r.origin, p.Reason)
 	case removedOnStartFailure[p.Reason]:
 		c.remove(ctx, id, msg, datastore.EventError)
 	case p.Reason == payloads.StartLaunchFailure:

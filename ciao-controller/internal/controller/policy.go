@@ -42,10 +42,11 @@ func (c *Controller) Launch(ctx context.Context, tenantID, workloadID string, n 
 	if err != nil {
 		return nil, fmt.Errorf("launch: workload %q: %w", workloadID, err)
 	}
-	cn, err := c.confirmTenant(ctx, tenantID)
+	cn, release, err := c.confirmTenant(ctx, tenantID)
 	if err != nil {
 		return nil, fmt.Errorf("launch: %w", err)
 	}
+	defer release()
 	reqs := make([]datastore.InstanceRequest, n)
 	for i := range reqs {
 		reqs[i] = datastore.InstanceRequest{ID: uuid.Generate().String(), TenantID: tenantID, WorkloadID: workloadID}
@@ -78,18 +79,18 @@ func (c *Controller) Launch(ctx context.Context, tenantID, workloadID string, n 
 
 // confirmTenant registers the tenant on first use (§4.2) and, with
 // tenant networking on, makes sure it has an active CNCI, which it
-// returns.
-func (c *Controller) confirmTenant(ctx context.Context, tenantID string) (datastore.CNCI, error) {
+// returns with the release to call once the CNCI may be deleted again.
+func (c *Controller) confirmTenant(ctx context.Context, tenantID string) (datastore.CNCI, func(), error) {
 	t, created, err := c.store.EnsureTenant(ctx, datastore.Tenant{ID: tenantID, CNCIMAC: tenantMAC()})
 	if err != nil {
-		return datastore.CNCI{}, fmt.Errorf("register tenant %s: %w", tenantID, err)
+		return datastore.CNCI{}, nil, fmt.Errorf("register tenant %s: %w", tenantID, err)
 	}
 	if created {
 		glog.Infof("registered tenant %s", tenantID)
 		c.event(ctx, tenantID, datastore.EventInfo, "Registered tenant "+tenantID)
 	}
 	if !c.cfg.Network {
-		return datastore.CNCI{}, nil
+		return datastore.CNCI{}, func() {}, nil
 	}
 	return c.ensureCNCI(ctx, t)
 }
@@ -97,7 +98,10 @@ func (c *Controller) confirmTenant(ctx context.Context, tenantID string) (datast
 // ConfirmTenant registers the tenant if it is new, with its CNCI when
 // tenant networking is on (used by the quotas endpoint, §6.3.4).
 func (c *Controller) ConfirmTenant(ctx context.Context, tenantID string) error {
-	_, err := c.confirmTenant(ctx, tenantID)
+	_, release, err := c.confirmTenant(ctx, tenantID)
+	if err == nil {
+		release()
+	}
 	return err
 }
 
@@ -254,60 +258,5 @@ func (c *Controller) route(ctx context.Context, in datastore.Instance, cmd ssntp
 func (c *Controller) event(ctx context.Context, tenantID, typ, msg string) {
 	if _, err := c.store.AddEvent(context.WithoutCancel(ctx), datastore.Event{TenantID: tenantID, Type: typ, Message: msg}); err != nil && !errors.Is(err, context.Canceled) {
 		glog.Errorf("event log: %v (event: %s)", err, msg)
-	}
-}
-
-// resendPending runs once, cfg.ResendPendingAfter after New: every
-// instance created before New that is still pending and unassigned gets
-// its START again (see Config.ResendPendingAfter). It returns early when
-// the controller closes.
-func (c *Controller) resendPending() {
-	defer c.bg.Done()
-	t := time.NewTimer(c.cfg.ResendPendingAfter)
-	defer t.Stop()
-	select {
-	case <-c.stop:
-		return
-	case <-t.C:
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.OpTimeout)
-	defer cancel()
-	p, err := c.store.Instances(ctx, datastore.InstanceQuery{})
-	if err != nil {
-		glog.Errorf("resending pending STARTs: %v", err)
-		return
-	}
-	workloads := map[string]datastore.Workload{}
-	n := 0
-	for _, in := range p.Instances {
-		if in.State != datastore.StatePending || in.NodeID != "" || !in.CreatedAt.Before(c.started) {
-			continue
-		}
-		select {
-		case <-c.stop:
-			return
-		default:
-		}
-		w, ok := workloads[in.WorkloadID]
-		if !ok {
-			if w, err = c.store.Workload(ctx, in.WorkloadID); err != nil {
-				glog.Errorf("resending START of %s: %v", in.ID, err)
-				continue
-			}
-			workloads[in.WorkloadID] = w
-		}
-		var cn datastore.CNCI
-		if c.cfg.Network {
-			cn, _ = c.store.CNCI(ctx, in.TenantID)
-		}
-		if err := c.sendStart(w, in, cn, "", time.Now()); err != nil {
-			glog.Errorf("resending START of %s: %v", in.ID, err)
-			continue
-		}
-		n++
-		c.event(ctx, in.TenantID, datastore.EventWarn, fmt.Sprintf("Start re-sent for %s: still pending, reported by no node, after a controller restart", in.ID))
-	}
-	if n > 0 {
-		glog.Warningf("re-sent START for %d instances left pending by the previous controller", n)
 	}
 }

@@ -1,0 +1,217 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/ciao-project/ciao/ciao-controller/internal/datastore"
+	"github.com/ciao-project/ciao/payloads"
+	"github.com/golang/glog"
+)
+
+// Recovery: the maintenance loop that repairs what a lost frame or a
+// restart leaves behind.
+//
+//   - Pending STARTs: an instance still pending that no node reported
+//     ResendPendingAfter after it was created (or after this controller
+//     started, for older ones) gets its START again; then again after
+//     twice as long, and so on up to 32 times ResendPendingAfter. A START
+//     can be lost on the way (SSNTP has no acknowledgement; a controller
+//     killed right after its 202 may not have written it). A launcher
+//     that has the instance after all answers already_running or
+//     instance_exists: that names its node, it is not a failure
+//     (resentStartFailure).
+//   - CNCIs: idle ones are deleted, and DELETEs are retried (cnci_life.go).
+//   - Nodes: when the scheduler reports a node gone (NodeDisconnected), the
+//     instances it ran become StateMissing until a node reports them again.
+
+// StateMissing is the state of an instance whose node disconnected from
+// the scheduler; the next STATS that reports it sets its state again.
+const StateMissing = "missing"
+
+// maxResendShift caps the resend backoff at 32 × ResendPendingAfter.
+const maxResendShift = 5
+
+// resend is one instance whose START was re-sent.
+type resend struct {
+	n    int       // re-sends so far
+	next time.Time // earliest next re-send
+}
+
+// resends tracks the re-sent STARTs. mu guards m.
+type resends struct {
+	mu sync.Mutex
+	m  map[string]*resend
+}
+
+// maintenanceTick is how often the loop runs: often enough for the
+// shortest of the delays it enforces, at most every 10 ms.
+func (c *Controller) maintenanceTick() time.Duration {
+	tick := 30 * time.Second
+	if g := c.cfg.ResendPendingAfter; g > 0 {
+		tick = min(tick, g/2)
+	}
+	if c.cfg.Network {
+		tick = min(tick, c.cfg.CNCITimeout/4)
+		if c.cfg.CNCIIdle > 0 {
+			tick = min(tick, c.cfg.CNCIIdle/4)
+		}
+	}
+	return max(tick, 10*time.Millisecond)
+}
+
+// maintain is the maintenance loop; it runs on c.bg until Close.
+func (c *Controller) maintain() {
+	defer c.bg.Done()
+	t := time.NewTicker(c.maintenanceTick())
+	defer t.Stop()
+	for {
+		select {
+		case <-c.stop:
+			return
+		case now := <-t.C:
+			ctx, cancel := context.WithTimeout(context.Background(), c.cfg.OpTimeout)
+			if c.cfg.ResendPendingAfter > 0 {
+				c.resendPending(ctx, now)
+			}
+			if c.cfg.Network {
+				c.reapIdleCNCIs(ctx, now)
+				c.retryCNCIDeletes(ctx, now)
+			}
+			cancel()
+		}
+	}
+}
+
+// resendPending re-sends the STARTs that are due (see Recovery above).
+func (c *Controller) resendPending(ctx context.Context, now time.Time) {
+	grace := c.cfg.ResendPendingAfter
+	p, err := c.store.Instances(ctx, datastore.InstanceQuery{})
+	if err != nil {
+		glog.Errorf("resending pending STARTs: %v", err)
+		return
+	}
+	workloads := map[string]datastore.Workload{}
+	waiting := map[string]bool{}
+	n := 0
+	for _, in := range p.Instances {
+		if in.State != datastore.StatePending || in.NodeID != "" {
+			continue
+		}
+		waiting[in.ID] = true
+		base := in.CreatedAt
+		if base.Before(c.started) {
+			base = c.started
+		}
+		c.rec.mu.Lock()
+		r := c.rec.m[in.ID]
+		due := (r == nil && now.Sub(base) >= grace) || (r != nil && !now.Before(r.next))
+		c.rec.mu.Unlock()
+		if !due {
+			continue
+		}
+		select {
+		case <-c.stop:
+			return
+		default:
+		}
+		w, ok := workloads[in.WorkloadID]
+		if !ok {
+			if w, err = c.store.Workload(ctx, in.WorkloadID); err != nil {
+				glog.Errorf("resending START of %s: %v", in.ID, err)
+				continue
+			}
+			workloads[in.WorkloadID] = w
+		}
+		var cn datastore.CNCI
+		if c.cfg.Network {
+			if cn, err = c.store.CNCI(ctx, in.TenantID); err != nil || cn.State != CNCIActive || cn.IP == "" {
+				glog.Warningf("START of %s not re-sent: tenant %s has no active CNCI", in.ID, in.TenantID)
+				continue
+			}
+		}
+		if err := c.sendStart(w, in, cn, "", now); err != nil {
+			glog.Errorf("resending START of %s: %v", in.ID, err)
+			continue
+		}
+		c.rec.mu.Lock()
+		if r == nil {
+			r = &resend{}
+			c.rec.m[in.ID] = r
+		}
+		r.n++
+		r.next = now.Add(grace << min(r.n, maxResendShift))
+		attempt := r.n
+		c.rec.mu.Unlock()
+		n++
+		msg := fmt.Sprintf("Start re-sent for %s (attempt %d): still pending, reported by no node %v after creation",
+			in.ID, attempt, now.Sub(in.CreatedAt).Round(time.Millisecond))
+		glog.Warning(msg)
+		c.event(ctx, in.TenantID, datastore.EventWarn, msg)
+	}
+	c.rec.mu.Lock()
+	for id := range c.rec.m {
+		if !waiting[id] {
+			delete(c.rec.m, id)
+		}
+	}
+	c.rec.mu.Unlock()
+	if n > 0 {
+		glog.Warningf("re-sent START for %d pending instances", n)
+	}
+}
+
+// resentStartFailure handles StartFailure already_running or
+// instance_exists: a launcher has the instance, typically because its
+// START was re-sent. The instance is not failed; if no STATS named its
+// node yet, the answering launcher (origin) is recorded as its node so
+// that no further START is re-sent and commands can be routed.
+func (c *Controller) resentStartFailure(ctx context.Context, id, origin string, reason payloads.StartFailureReason) error {
+	in, err := c.store.Instance(ctx, id)
+	if err != nil {
+		glog.V(1).Infof("StartFailure %s for unknown instance %s ignored", reason, id)
+		return nil
+	}
+	c.rec.mu.Lock()
+	r := c.rec.m[id]
+	c.rec.mu.Unlock()
+	node := in.NodeID
+	if node == "" && origin != "" && origin != c.client.ServerUUID().String() {
+		node = origin
+		if _, err := c.store.UpdateInstances(ctx, []datastore.InstanceUpdate{{ID: id, State: in.State, NodeID: node, SSHIP: in.SSHIP, SSHPort: in.SSHPort}}); err != nil {
+			return fmt.Errorf("record node of %s: %w", id, err)
+		}
+	}
+	msg := fmt.Sprintf("Start of %s answered %q by node %s: the instance is there", id, reason.String(), node)
+	if r == nil {
+		msg += " (START not re-sent by this controller)"
+	}
+	glog.Info(msg)
+	c.event(ctx, in.TenantID, datastore.EventInfo, msg)
+	return nil
+}
+
+// nodeGone marks the instances of a disconnected node StateMissing.
+func (c *Controller) nodeGone(ctx context.Context, node string) error {
+	p, err := c.store.Instances(ctx, datastore.InstanceQuery{NodeID: node})
+	if err != nil {
+		return fmt.Errorf("instances of node %s: %w", node, err)
+	}
+	ups := make([]datastore.InstanceUpdate, 0, len(p.Instances))
+	for _, in := range p.Instances {
+		if in.State != StateMissing {
+			ups = append(ups, datastore.InstanceUpdate{ID: in.ID, State: StateMissing, NodeID: in.NodeID, SSHIP: in.SSHIP, SSHPort: in.SSHPort})
+		}
+	}
+	if len(ups) == 0 {
+		return nil
+	}
+	if _, err := c.store.UpdateInstances(ctx, ups); err != nil {
+		return fmt.Errorf("marking the instances of node %s missing: %w", node, err)
+	}
+	glog.Warningf("node %s disconnected: %d instances marked %s", node, len(ups), StateMissing)
+	c.event(ctx, "", datastore.EventWarn, fmt.Sprintf("Node disconnected %s: %d instances %s", node, len(ups), StateMissing))
+	return nil
+}

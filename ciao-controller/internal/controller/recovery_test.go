@@ -1,0 +1,166 @@
+package controller
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ciao-project/ciao/ciao-controller/internal/datastore"
+	"github.com/ciao-project/ciao/payloads"
+	"github.com/ciao-project/ciao/ssntp"
+	"github.com/ciao-project/ciao/testutil"
+)
+
+// TestResendPending: the fake scheduler places STARTs on a fake launcher
+// that loses the first three. An instance an earlier controller left
+// pending and one created by this controller get their START again once
+// they have been pending, reported by no node, for ResendPendingAfter,
+// and again no sooner than that later (the backoff doubles). The
+// launcher that got a START twice answers already_running, which names
+// its node and is not a failure; no instance runs twice, and an instance
+// a node reported is never re-sent. A re-sent instance is deleted as any
+// other.
+func TestResendPending(t *testing.T) {
+	fs := testutil.NewFakeServer(t)
+	store := datastore.NewMemory()
+	t.Cleanup(func() { store.Close() })
+	ctx := context.Background()
+	if err := SeedWorkloads(ctx, store); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := store.EnsureTenant(ctx, datastore.Tenant{ID: tenantA, CNCIMAC: "02:11:22:33:44:55"}); err != nil {
+		t.Fatal(err)
+	}
+	old, err := store.CreateInstances(ctx, []datastore.InstanceRequest{
+		{ID: "10000000-0000-4000-8000-000000000001", TenantID: tenantA, WorkloadID: WorkloadClear},
+		{ID: "10000000-0000-4000-8000-000000000002", TenantID: tenantA, WorkloadID: WorkloadClear},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.UpdateInstances(ctx, []datastore.InstanceUpdate{{ID: old[1].ID, State: datastore.StateActive, NodeID: "n"}}); err != nil {
+		t.Fatal(err)
+	}
+	const grace = 200 * time.Millisecond
+	sc := testutil.TestCerts(t).Config(t, ssntp.Controller)
+	sc.Port = fs.Port()
+	cfg := NewConfig(store, sc)
+	cfg.ResendPendingAfter = grace
+	ctl, err := New(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ctl.Close() })
+	fs.NextConnect(t)
+	agent := testutil.NewFakeAgent(t, fs.Port(), ssntp.AGENT, testutil.WithDropStarts(3))
+	fs.NextConnect(t)
+	node := agent.UUID().String()
+	fresh, err := ctl.Launch(ctx, tenantA, WorkloadClear, 1, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pending := map[string]bool{old[0].ID: true, fresh[0].ID: true}
+	if s := agent.NextStart(t); s.InstanceUUID != fresh[0].ID {
+		t.Fatalf("first START for %s, want the new instance %s", s.InstanceUUID, fresh[0].ID)
+	}
+	// Attempt 1 of both (dropped), then attempt 2 of both (run).
+	for i := 0; i < 4; i++ {
+		s := agent.NextStart(t)
+		if !pending[s.InstanceUUID] {
+			t.Fatalf("re-sent START for %s, want one of %v", s.InstanceUUID, pending)
+		}
+		if s.InstanceUUID == old[0].ID && s.Networking.PrivateIP != old[0].IP {
+			t.Errorf("re-sent START of %s with address %s, want %s", s.InstanceUUID, s.Networking.PrivateIP, old[0].IP)
+		}
+	}
+	waitFor(t, "both instances running on the launcher", func() bool { return len(agent.Instances()) == 2 })
+	// Not more often than the grace: compare the event times.
+	for id := range pending {
+		var at []time.Time
+		waitFor(t, "two re-send events for "+id, func() bool {
+			es, _ := store.Events(ctx, tenantA)
+			at = at[:0]
+			for _, e := range es {
+				if strings.HasPrefix(e.Message, "Start re-sent for "+id) {
+					at = append(at, e.Time)
+				}
+			}
+			return len(at) >= 2
+		})
+		if gap := at[1].Sub(at[0]); gap < grace {
+			t.Errorf("%s re-sent %v after the previous re-send, less than the grace %v", id, gap, grace)
+		}
+	}
+	// Nobody reports yet: attempt 3 reaches the launcher, which has them.
+	for i := 0; i < 2; i++ {
+		agent.NextStart(t)
+		f := fs.NextError(t, ssntp.StartFailure)
+		if !strings.Contains(string(f.Payload), string(payloads.StartAlreadyRunning)) {
+			t.Fatalf("launcher answered %s", f.Payload)
+		}
+	}
+	for id := range pending {
+		in := func() datastore.Instance {
+			var in datastore.Instance
+			waitFor(t, id+" placed on the launcher", func() bool {
+				in, _ = store.Instance(ctx, id)
+				return in.NodeID == node
+			})
+			return in
+		}()
+		if in.State != datastore.StatePending {
+			t.Errorf("%s is %s after already_running, want still pending", id, in.State)
+		}
+		waitFor(t, "already_running event of "+id, func() bool {
+			es, _ := store.Events(ctx, tenantA)
+			for _, e := range es {
+				if e.Type == datastore.EventError {
+					t.Fatalf("error event %q", e.Message)
+				}
+				if strings.HasPrefix(e.Message, "Start of "+id+" answered") && e.Type == datastore.EventInfo {
+					return true
+				}
+			}
+			return false
+		})
+	}
+	// Placed: no more re-sends (the next would be due 4 × grace later).
+	agent.Nothing(t, ssntp.COMMAND, uint8(ssntp.START), 5*grace)
+	if n := len(agent.Instances()); n != 2 {
+		t.Errorf("the launcher runs %d instances, want 2", n)
+	}
+	// A re-sent instance is reported and deleted as any other.
+	agent.SendStats(t)
+	in, _ := store.Instance(ctx, fresh[0].ID)
+	waitFor(t, "reported active", func() bool { in, _ = store.Instance(ctx, fresh[0].ID); return in.State == datastore.StateActive })
+	if err := ctl.Delete(ctx, tenantA, fresh[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "re-sent instance deleted", func() bool { _, err := store.Instance(ctx, fresh[0].ID); return err != nil })
+	waitFor(t, "no re-send state left", func() bool {
+		ctl.rec.mu.Lock()
+		defer ctl.rec.mu.Unlock()
+		return len(ctl.rec.m) == 0
+	})
+}
+
+// TestNodeDisconnectedMarksMissing: the instances of a node the scheduler
+// reports gone become missing; the node's next STATS makes them active
+// again.
+func TestNodeDisconnectedMarksMissing(t *testing.T) {
+	e := newEnv(t)
+	ins := e.launch(t, tenantA, WorkloadClear, 2)
+	e.report(t, e.node, payloads.InstanceStat{InstanceUUID: ins[0].ID, State: payloads.InstanceActive})
+	e.waitState(t, ins[0].ID, datastore.StateActive)
+	e.fs.SendEvent(t, e.me(), ssntp.NodeDisconnected, testutil.NodeDisconnectedPayload(e.node, payloads.ComputeNode))
+	e.waitState(t, ins[0].ID, StateMissing)
+	waitFor(t, "missing event", func() bool {
+		return e.hasEvent("", datastore.EventWarn, "Node disconnected "+e.node+": 1 instances missing")
+	})
+	if in, _ := e.store.Instance(context.Background(), ins[1].ID); in.State != datastore.StatePending {
+		t.Errorf("an unplaced instance became %s", in.State)
+	}
+	e.report(t, e.node, payloads.InstanceStat{InstanceUUID: ins[0].ID, State: payloads.InstanceActive})
+	e.waitState(t, ins[0].ID, datastore.StateActive)
+}
