@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -26,6 +27,19 @@ import (
 	"github.com/ciao-project/ciao/testutil"
 	"golang.org/x/crypto/bcrypt"
 )
+
+// decodeAll decodes each raw message into the matching v.
+func decodeAll(t *testing.T, raw []json.RawMessage, vs ...any) {
+	t.Helper()
+	if len(raw) != len(vs) {
+		t.Fatalf("%d JSON outputs, want %d: %s", len(raw), len(vs), raw)
+	}
+	for i, v := range vs {
+		if err := json.Unmarshal(raw[i], v); err != nil {
+			t.Fatalf("output %d: %v in %s", i, err, raw[i])
+		}
+	}
+}
 
 // osClient runs the openstack CLI with a fixed environment.
 type osClient struct {
@@ -78,6 +92,46 @@ func (c osClient) json(v any, args ...string) {
 	}
 }
 
+// batch runs commands in one interactive openstack process (one Python
+// start instead of one per command) and returns what each printed as
+// JSON, in order: every command but those of noJSON gets -f json. The
+// commands must all succeed unless wantErr is set, in which case stderr
+// must contain it.
+func (c osClient) batch(wantErr string, cmds ...string) []json.RawMessage {
+	c.t.Helper()
+	var in strings.Builder
+	for _, cmd := range cmds {
+		in.WriteString(cmd)
+		if !strings.HasPrefix(cmd, "quota set") && !strings.HasPrefix(cmd, "server delete") {
+			in.WriteString(" -f json")
+		}
+		in.WriteString("\n")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, c.bin)
+	cmd.Env, cmd.Stdin = c.env, strings.NewReader(in.String())
+	var o, e strings.Builder
+	cmd.Stdout, cmd.Stderr = &o, &e
+	if err := cmd.Run(); err != nil {
+		c.t.Fatalf("openstack batch %q: %v\nstderr: %s", cmds, err, e.String())
+	}
+	if wantErr == "" && e.Len() > 0 || wantErr != "" && !strings.Contains(e.String(), wantErr) {
+		c.t.Fatalf("openstack batch %q: stderr %q, want %q\nstdout: %s", cmds, e.String(), wantErr, o.String())
+	}
+	var out []json.RawMessage
+	dec := json.NewDecoder(strings.NewReader(o.String()))
+	for {
+		var m json.RawMessage
+		if err := dec.Decode(&m); errors.Is(err, io.EOF) {
+			return out
+		} else if err != nil {
+			c.t.Fatalf("openstack batch %q: %v in %q", cmds, err, o.String())
+		}
+		out = append(out, m)
+	}
+}
+
 // ok runs a command that prints nothing on success.
 func (c osClient) ok(args ...string) {
 	c.t.Helper()
@@ -92,11 +146,14 @@ func (c osClient) ok(args ...string) {
 // against the built-in Keystone subset over HTTPS, finds compute and
 // image in the catalog, and runs the token, project, flavor, image (with
 // upload and download) and server (create, show, stop, start, delete)
-// commands a user runs. The controller runs in-process with the real
-// ciao-scheduler binary and a fake launcher. Between commands the test
-// checks state through the API itself, to keep the slow-starting CLI to
-// one run per command. `openstack quota show` is not covered: it reads
-// os-quota-sets, which is outside controller.md's subset.
+// commands a user runs, finds and deletes a server by name, reads quotas,
+// limits, usage and key pairs as a member, and sets quotas, lists
+// hypervisors and every project's usage as an admin. The controller runs
+// in-process with the real ciao-scheduler binary and a fake launcher.
+// Between commands the test checks state through the API itself, and
+// commands that do not change what the next one needs run in one
+// interactive openstack process (batch), to keep the slow-starting CLI's
+// runs few.
 func TestOpenStackClient(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the openstack CLI and ciao-scheduler")
@@ -132,6 +189,9 @@ func TestOpenStackClient(t *testing.T) {
 	cfg.seed = func(ctx context.Context, s datastore.Store) error {
 		ids := s.(datastore.IdentityStore)
 		if err := identity.Bootstrap(ctx, ids, "alice", "wonderland", "demo", "member", bcrypt.MinCost); err != nil {
+			return err
+		}
+		if err := identity.Bootstrap(ctx, ids, "root", "rootpw", "admin", "admin", bcrypt.MinCost); err != nil {
 			return err
 		}
 		p, err := ids.ProjectByName(ctx, identity.DefaultDomainID, "demo")
@@ -255,9 +315,55 @@ func TestOpenStackClient(t *testing.T) {
 	if len(servers) != 1 || servers[0].ID != srv.ID || servers[0].Status != "active" {
 		t.Errorf("server list: %+v", servers)
 	}
-	osc.json(&srv, "server", "show", srv.ID)
-	if srv.Status != "active" || srv.Flavor != "Clear Cloud ("+controller.WorkloadClear+")" {
-		t.Errorf("server show: %+v", srv)
+	id := srv.ID
+	osc.json(&srv, "server", "show", "osc-vm") // by name: GET /servers?name=
+	if srv.ID != id || srv.Name != "osc-vm" || srv.Status != "active" || srv.Flavor != "Clear Cloud ("+controller.WorkloadClear+")" {
+		t.Errorf("server show osc-vm: %+v", srv)
+	}
+
+	// Quotas, limits and usage of the member's own project; a member
+	// may not set quotas (last: it fails).
+	var quota map[string]any
+	var limits []struct {
+		Name  string
+		Value any
+	}
+	var usage map[string]any
+	var keypairs []any
+	decodeAll(t, osc.batch("(HTTP 403)", "quota show", "limits show --absolute", "usage show", "keypair list",
+		"quota set --instances 1 "+project), &quota, &limits, &usage, &keypairs)
+	if quota["instances"] != -1.0 || quota["cores"] != -1.0 || quota["ram"] != -1.0 || quota["project"] != project {
+		t.Errorf("quota show: %v", quota)
+	}
+	lim := map[string]any{}
+	for _, l := range limits {
+		lim[l.Name] = l.Value
+	}
+	if lim["totalInstancesUsed"] != 1.0 || lim["maxTotalInstances"] != -1.0 || lim["totalCoresUsed"] == 0.0 {
+		t.Errorf("limits show --absolute: %v", limits)
+	}
+	if sv, _ := usage["Servers"].([]any); len(sv) != 1 || usage["Project"] != project || usage["CPU Hours"] == 0.0 {
+		t.Errorf("usage show: %v", usage)
+	}
+	if len(keypairs) != 0 {
+		t.Errorf("keypair list: %v", keypairs)
+	}
+	// The admin sets the project's quotas and sees the compute nodes
+	// and every project's usage.
+	admin := osc
+	admin.env = append(append([]string(nil), env...), "OS_USERNAME=root", "OS_PASSWORD=rootpw", "OS_PROJECT_NAME=admin")
+	var hypervisors []map[string]any
+	var usages []map[string]any
+	decodeAll(t, admin.batch("", "quota set --instances 5 --cores 8 --ram 4096 "+project, "quota show "+project,
+		"hypervisor list", "usage list"), &quota, &hypervisors, &usages)
+	if quota["instances"] != 5.0 || quota["cores"] != 8.0 || quota["ram"] != 4096.0 {
+		t.Errorf("quota show after quota set: %v", quota)
+	}
+	if len(hypervisors) != 1 || hypervisors[0]["Hypervisor Hostname"] != testutil.AgentHostname || hypervisors[0]["State"] != "up" {
+		t.Errorf("hypervisor list: %v", hypervisors)
+	}
+	if len(usages) != 1 || usages[0]["Project"] != project {
+		t.Errorf("usage list: %v", usages)
 	}
 
 	osc.ok("server", "stop", srv.ID)
@@ -272,7 +378,7 @@ func TestOpenStackClient(t *testing.T) {
 		in, _ := agent.Instance(srv.ID)
 		return in.State == payloads.InstanceActive
 	})
-	osc.ok("server", "delete", srv.ID)
+	osc.ok("server", "delete", "osc-vm")
 	poll(t, "server gone", func() bool { return status(srv.ID) == "404" })
 
 	saved := filepath.Join(dir, "saved.raw")

@@ -5,9 +5,12 @@
 // traces, per-workload listings and node evacuation; and (versions.go)
 // what OpenStack clients need besides: the version documents they
 // discover endpoints with, which take no token, and flavors' (empty)
-// os-extra_specs. Every other route needs an X-Auth-Token that the configured
-// Authenticator accepts; tenant routes need a token of that tenant or an
-// admin token, admin routes an admin token (§3.3, §3.4).
+// os-extra_specs; and (openstack.go) the quota sets, limits, usage, key
+// pairs, hypervisors and server lookup by name that
+// python-openstackclient reads. Every other route needs an X-Auth-Token
+// that the configured Authenticator accepts; tenant routes need a token
+// of that tenant or an admin token, admin routes an admin token (§3.3,
+// §3.4).
 //
 // Errors are the OpenStack error object with Content-Type
 // application/json (Q1 recommendation):
@@ -15,8 +18,9 @@
 //	{"error":{"code":404,"name":"Not Found","message":"..."}}
 //
 // Status codes: 400 malformed JSON or bad counts, 401 missing/refused
-// token, 403 over quota or another tenant's server, 404 unknown server or
-// flavor (or path), 405 a known path asked with a method none of its
+// token, 403 over quota, another tenant's server, another project's
+// quotas or usage, or a member on an admin-only OpenStack route, 404
+// unknown server or flavor (or path), 405 a known path asked with a method none of its
 // routes takes (with an Allow header), 413 oversized body, 500
 // precondition failures (§4.8) and internal errors, 503 unsupported
 // action, scheduler unavailable or tenant CNCI not up.
@@ -144,6 +148,7 @@ func newRouter(cfg Config) (*mux.Router, error) {
 	tenant("/v2.1/{tenant}/quotas", http.MethodGet, s.quotas)
 	tenant("/v2.1/{tenant}/events", http.MethodGet, s.listEvents)
 	tenant("/v2.1/{tenant}/resources", http.MethodGet, s.resources)
+	s.openStackRoutes(tenant, admin) // openstack.go
 	if cfg.Images != nil {
 		cfg.Images.Register(r, s.imageAuth)
 	}
@@ -171,7 +176,7 @@ func (s *server) auth(adminOnly bool, h http.HandlerFunc) http.Handler {
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBody)
-		h(w, r)
+		h(w, r.WithContext(context.WithValue(r.Context(), callerKey{}, id)))
 	})
 }
 

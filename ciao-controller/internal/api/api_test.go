@@ -411,9 +411,9 @@ func TestTenantsQuotasEvents(t *testing.T) {
 // strings that need escaping.
 func TestServerJSONMatchesEncodingJSON(t *testing.T) {
 	ins := []datastore.Instance{
-		{ID: "a", TenantID: "t", WorkloadID: "w", State: "active", NodeID: "n", IP: "172.16.0.2", MAC: "02:00:ac:10:00:02",
+		{ID: "a", TenantID: "t", WorkloadID: "w", Name: "web-1", State: "active", NodeID: "n", IP: "172.16.0.2", MAC: "02:00:ac:10:00:02",
 			SSHIP: "198.51.100.1", SSHPort: 33002, CreatedAt: time.Date(2026, 11, 27, 7, 1, 2, 345678900, time.UTC)},
-		{ID: "b<>&\"\\\n\r\t\b\f\x01\x7f", State: "é\u2028\u2029\xff", CreatedAt: time.Time{}},
+		{ID: "b<>&\"\\\n\r\t\b\f\x01\x7f", Name: "<n\u2028>", State: "é\u2028\u2029\xff", CreatedAt: time.Time{}},
 	}
 	for _, n := range []int{0, 1, 2} {
 		rec := httptest.NewRecorder()

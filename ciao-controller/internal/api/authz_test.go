@@ -255,6 +255,12 @@ func TestAuthzMatrix(t *testing.T) {
 	freshImage := func(suffix string) func(*testing.T, *authzFixture, string) string {
 		return func(t *testing.T, f *authzFixture, _ string) string { return "/v2/images/" + f.newImage(t) + suffix }
 	}
+	project := func(prefix, suffix string) func(*testing.T, *authzFixture, string) string {
+		return func(_ *testing.T, f *authzFixture, tenant string) string {
+			return "/v2.1/" + tenant + "/" + prefix + f.tenant["A"] + suffix
+		}
+	}
+	const usagePeriod = "start=2020-01-01T00:00:00&end=2100-01-01T00:00:00&detailed=1"
 	const (
 		ok, accepted, created, noContent = http.StatusOK, http.StatusAccepted, http.StatusCreated, http.StatusNoContent
 		unauth, forbidden, notFound      = http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound
@@ -326,6 +332,31 @@ func TestAuthzMatrix(t *testing.T) {
 			memberA: ok, memberB: unauth, admin: ok, bOwn: ok, leak: true},
 		{method: "POST", template: "/v2.1/{tenant}/servers/action", body: `{"action":"os-stop","servers":["` + f.serverA + `"]}`,
 			path: fixed("/v2.1/{tenant}/servers/action"), memberA: accepted, memberB: unauth, admin: accepted, bOwn: forbidden},
+		// The OpenStack-client endpoints (openstack.go): {project} is A.
+		{method: "GET", template: "/v2.1/{tenant}/servers", path: fixed("/v2.1/{tenant}/servers"),
+			memberA: ok, memberB: unauth, admin: ok, bOwn: ok, leak: true},
+		{method: "GET", template: "/v2.1/{tenant}/os-quota-sets/{project}", path: project("os-quota-sets/", ""),
+			memberA: ok, memberB: unauth, admin: ok, bOwn: forbidden},
+		{method: "GET", template: "/v2.1/{tenant}/os-quota-sets/{project}/detail", path: project("os-quota-sets/", "/detail"),
+			memberA: ok, memberB: unauth, admin: ok, bOwn: forbidden},
+		{method: "GET", template: "/v2.1/{tenant}/os-quota-sets/{project}/defaults", path: project("os-quota-sets/", "/defaults"),
+			memberA: ok, memberB: unauth, admin: ok, bOwn: forbidden},
+		{method: "PUT", template: "/v2.1/{tenant}/os-quota-sets/{project}", path: project("os-quota-sets/", ""),
+			body: `{"quota_set":{"cores":-1}}`, memberA: forbidden, memberB: unauth, admin: ok, bOwn: forbidden},
+		{method: "GET", template: "/v2.1/{tenant}/limits", path: project("limits?tenant_id=", ""),
+			memberA: ok, memberB: unauth, admin: ok, bOwn: forbidden},
+		{method: "GET", template: "/v2.1/{tenant}/os-simple-tenant-usage", path: fixed("/v2.1/{tenant}/os-simple-tenant-usage?" + usagePeriod),
+			memberA: ok, memberB: unauth, admin: ok, bOwn: ok, leak: true},
+		{method: "GET", template: "/v2.1/{tenant}/os-simple-tenant-usage/{project}", path: project("os-simple-tenant-usage/", "?"+usagePeriod),
+			memberA: ok, memberB: unauth, admin: ok, bOwn: forbidden},
+		{method: "GET", template: "/v2.1/{tenant}/os-keypairs", path: fixed("/v2.1/{tenant}/os-keypairs"),
+			memberA: ok, memberB: unauth, admin: ok, bOwn: ok},
+		{method: "GET", template: "/v2.1/{tenant}/os-hypervisors", path: fixed("/v2.1/{tenant}/os-hypervisors"),
+			memberA: forbidden, memberB: unauth, admin: ok, bOwn: forbidden},
+		{method: "GET", template: "/v2.1/{tenant}/os-hypervisors/detail", path: fixed("/v2.1/{tenant}/os-hypervisors/detail"),
+			memberA: forbidden, memberB: unauth, admin: ok, bOwn: forbidden},
+		{method: "GET", template: "/v2.1/{tenant}/os-hypervisors/{hypervisor}", path: fixed("/v2.1/{tenant}/os-hypervisors/nonode"),
+			memberA: forbidden, memberB: unauth, admin: notFound, bOwn: forbidden},
 		// Last: it clears the events the listings above look at.
 		{method: "DELETE", template: "/v2.1/events", path: fixed("/v2.1/events"), memberA: unauth, memberB: unauth, admin: accepted},
 	}
@@ -423,6 +454,8 @@ func TestAuthzMatrix(t *testing.T) {
 		{"/v2.1/" + a + "/servers/detail", f.serverA},
 		{"/v2.1/" + a + "/flavors", f.flavorA},
 		{"/v2.1/" + a + "/quotas", a},
+		{"/v2.1/" + a + "/servers", f.serverA},
+		{"/v2.1/" + a + "/os-simple-tenant-usage?" + usagePeriod, f.serverA},
 		{"/v2/images", f.imageA},
 	} {
 		if out := f.must(t, "GET", c.path, f.tokens["memberA"], "", ok); !strings.Contains(out, c.id) {

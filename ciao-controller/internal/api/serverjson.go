@@ -98,7 +98,9 @@ func appendServer(b []byte, in datastore.Instance, imageID string) []byte {
 	b = appendJSONString(b, in.ID)
 	b = append(b, `,"image":{"id":`...)
 	b = appendJSONString(b, imageID)
-	b = append(b, `,"links":null},"key_name":"","links":null,"metadata":{},"name":"","accessIPv4":"","accessIPv6":"","config_drive":"",`+
+	b = append(b, `,"links":null},"key_name":"","links":null,"metadata":{},"name":`...)
+	b = appendJSONString(b, in.Name)
+	b = append(b, `,"accessIPv4":"","accessIPv6":"","config_drive":"",`+
 		`"OS-DCF:diskConfig":"","OS-EXT-AZ:availability_zone":"","OS-EXT-SRV-ATTR:host":"",`+
 		`"OS-EXT-SRV-ATTR:hypervisor_hostname":"","OS-EXT-SRV-ATTR:instance_name":"","OS-EXT-STS:power_state":0,`+
 		`"OS-EXT-STS:task_state":"","OS-EXT-STS:vm_state":"","OS-SRV-USG:launched_at":`+zeroTime+

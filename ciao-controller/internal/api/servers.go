@@ -83,6 +83,7 @@ func details(in datastore.Instance, imageID string) serverDetails {
 		HostID:    in.NodeID,
 		ID:        in.ID,
 		Image:     link{ID: imageID},
+		Name:      in.Name,
 		Status:    in.State,
 		TenantID:  in.TenantID,
 		SSHIP:     in.SSHIP,
@@ -186,9 +187,19 @@ func intParam(r *http.Request, name string) (int, error) {
 }
 
 // listServers is GET servers/detail with marker, offset and limit (Q2
-// fixed: limit is honoured).
+// fixed: limit is honoured), and the name filter of serverFilter.
 func (s *server) listServers(w http.ResponseWriter, r *http.Request) {
-	s.serveInstances(w, r, datastore.InstanceQuery{TenantID: mux.Vars(r)["tenant"]})
+	q := datastore.InstanceQuery{TenantID: mux.Vars(r)["tenant"]}
+	match, err := serverFilter(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if match != nil {
+		s.serveMatching(w, r, q, match)
+		return
+	}
+	s.serveInstances(w, r, q)
 }
 
 // serveInstances answers a server listing: q's filters, with marker, offset

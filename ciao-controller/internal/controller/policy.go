@@ -25,7 +25,8 @@ import (
 // here (Q20): they are reported as not found.
 //
 // A non-empty label sends each START path-traced under that label
-// (§4.13). An instance whose START cannot be handed to the SSNTP client
+// (§4.13); it is also the instances' name (the server name of the
+// create request, which the 2016 API used as the trace label). An instance whose START cannot be handed to the SSNTP client
 // is removed again; the returned error then wraps ErrUnavailable and the
 // returned slice holds only the instances whose START was sent.
 func (c *Controller) Launch(ctx context.Context, tenantID, workloadID string, n int, label string) ([]datastore.Instance, error) {
@@ -49,7 +50,7 @@ func (c *Controller) Launch(ctx context.Context, tenantID, workloadID string, n 
 	defer release()
 	reqs := make([]datastore.InstanceRequest, n)
 	for i := range reqs {
-		reqs[i] = datastore.InstanceRequest{ID: uuid.Generate().String(), TenantID: tenantID, WorkloadID: workloadID}
+		reqs[i] = datastore.InstanceRequest{ID: uuid.Generate().String(), TenantID: tenantID, WorkloadID: workloadID, Name: label}
 	}
 	began := time.Now()
 	ins, err := c.store.CreateInstances(ctx, reqs)

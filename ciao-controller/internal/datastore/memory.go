@@ -323,7 +323,7 @@ func (m *Memory) CreateInstances(_ context.Context, reqs []InstanceRequest) ([]I
 			u[k] += v
 		}
 		in := Instance{
-			ID: r.ID, TenantID: r.TenantID, WorkloadID: r.WorkloadID,
+			ID: r.ID, TenantID: r.TenantID, WorkloadID: r.WorkloadID, Name: r.Name,
 			State: StatePending, Usage: req, CreatedAt: now(),
 		}
 		if !r.NoAddress {

@@ -370,7 +370,7 @@ func (s *SQLite) CreateInstances(ctx context.Context, reqs []InstanceRequest) ([
 			for k, v := range req {
 				u[k] += v
 			}
-			out = append(out, Instance{ID: r.ID, TenantID: r.TenantID, WorkloadID: r.WorkloadID,
+			out = append(out, Instance{ID: r.ID, TenantID: r.TenantID, WorkloadID: r.WorkloadID, Name: r.Name,
 				State: StatePending, Usage: s.st.internUsage(req), CreatedAt: t})
 		}
 		insInstance := s.stmt(ctx, tx, "insInstance")
@@ -394,7 +394,7 @@ func (s *SQLite) CreateInstances(ctx context.Context, reqs []InstanceRequest) ([
 			}
 			uj, _ := json.Marshal(in.Usage)
 			if _, err := insInstance.ExecContext(ctx, in.ID, in.TenantID, in.WorkloadID, in.State, in.IP, in.MAC,
-				string(uj), ns(in.CreatedAt)); err != nil {
+				string(uj), ns(in.CreatedAt), in.Name); err != nil {
 				if isConstraint(err) {
 					return fmt.Errorf("create instance %s: %w", r.ID, ErrExists)
 				}
@@ -550,7 +550,7 @@ func (s *SQLite) Subnets(ctx context.Context, tenantID string) ([]string, error)
 	return out, rows.Err()
 }
 
-const instanceCols = `id, tenant_id, workload_id, state, node_id, ip, mac, ssh_ip, ssh_port, usage, created_at`
+const instanceCols = `id, tenant_id, workload_id, state, node_id, ip, mac, ssh_ip, ssh_port, usage, created_at, name`
 
 // Instance implements Store. The returned Usage map is shared: callers
 // must not change it.

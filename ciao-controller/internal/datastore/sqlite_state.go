@@ -185,7 +185,7 @@ func (st *memState) scanInstance(sc interface{ Scan(...any) error }) (Instance, 
 	var usage string
 	var c int64
 	if err := sc.Scan(&in.ID, &in.TenantID, &in.WorkloadID, &in.State, &in.NodeID, &in.IP, &in.MAC,
-		&in.SSHIP, &in.SSHPort, &usage, &c); err != nil {
+		&in.SSHIP, &in.SSHPort, &usage, &c, &in.Name); err != nil {
 		return Instance{}, err
 	}
 	in.CreatedAt = fromNS(c)

@@ -121,6 +121,7 @@ type Instance struct {
 	ID         string
 	TenantID   string
 	WorkloadID string
+	Name       string // given at create ("" when none), not unique
 	State      string
 	NodeID     string // "" until a launcher reports it
 	IP         string // "" for instances created without an address
@@ -136,6 +137,7 @@ type InstanceRequest struct {
 	ID         string
 	TenantID   string
 	WorkloadID string
+	Name       string // the server name asked for at create
 	// NoAddress skips private address allocation (CNCIs, -nonetwork).
 	NoAddress bool
 	// NoLimits skips the admission check (CNCIs are always admitted).

@@ -1,0 +1,626 @@
+package api
+
+// The compute endpoints an unchanged OpenStack client (python3-
+// openstackclient, novaclient, openstacksdk) calls besides servers and
+// flavors, computed from the controller's own tenant limits, usage and
+// node list (controller.md §4.5, §6.3.4, §6.3.6):
+//
+//	GET /v2.1/{tenant}/os-quota-sets/{project}[/detail|/defaults]   openstack quota show [--default]
+//	PUT /v2.1/{tenant}/os-quota-sets/{project}                       openstack quota set (admin)
+//	GET /v2.1/{tenant}/limits[?tenant_id=]                           openstack limits show --absolute
+//	GET /v2.1/{tenant}/os-simple-tenant-usage[/{project}]            openstack usage list / show
+//	GET /v2.1/{tenant}/os-keypairs                                   openstack keypair list (always empty)
+//	GET /v2.1/{tenant}/os-hypervisors[/detail|/{id}] (admin)         openstack hypervisor list / show
+//	GET /v2.1/{tenant}/servers[?name=]                               server lookup by name
+//
+// All are project-scoped like the rest of the compute API: the token must
+// be of {tenant} (or an admin's). A {project} other than the caller's own
+// is 403 unless the caller is an admin, as Nova's default policy has it;
+// admin-only routes are 403 for members. Quotas map to the datastore's
+// limits: instances ↔ instances, cores ↔ vcpus, ram ↔ mem_mb (-1 =
+// unlimited); Nova has no disk quota, so tenant-disk-quota is only on
+// the named-quota API (quotas.go). Usage covers the instances that exist
+// now: a deleted instance leaves no record to bill.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ciao-project/ciao/ciao-controller/internal/datastore"
+	"github.com/gorilla/mux"
+)
+
+// callerKey is the request context key of the caller's Identity, set by
+// auth.
+type callerKey struct{}
+
+// caller is the Identity auth accepted for r.
+func caller(r *http.Request) Identity {
+	id, _ := r.Context().Value(callerKey{}).(Identity)
+	return id
+}
+
+// openStackRoutes registers this file's routes with New's helpers.
+func (s *server) openStackRoutes(tenant, _ func(path, method string, h http.HandlerFunc)) {
+	tenant("/v2.1/{tenant}/servers", http.MethodGet, s.listServerRefs)
+	tenant("/v2.1/{tenant}/os-quota-sets/{project}", http.MethodGet, s.showQuotaSet)
+	tenant("/v2.1/{tenant}/os-quota-sets/{project}", http.MethodPut, s.updateQuotaSet)
+	tenant("/v2.1/{tenant}/os-quota-sets/{project}/detail", http.MethodGet, s.showQuotaSet)
+	tenant("/v2.1/{tenant}/os-quota-sets/{project}/defaults", http.MethodGet, s.showQuotaSet)
+	tenant("/v2.1/{tenant}/limits", http.MethodGet, s.limits)
+	tenant("/v2.1/{tenant}/os-simple-tenant-usage", http.MethodGet, s.listUsage)
+	tenant("/v2.1/{tenant}/os-simple-tenant-usage/{project}", http.MethodGet, s.showUsage)
+	tenant("/v2.1/{tenant}/os-keypairs", http.MethodGet, s.listKeypairs)
+	tenant("/v2.1/{tenant}/os-hypervisors", http.MethodGet, s.listHypervisors)
+	tenant("/v2.1/{tenant}/os-hypervisors/detail", http.MethodGet, s.listHypervisors)
+	tenant("/v2.1/{tenant}/os-hypervisors/{hypervisor}", http.MethodGet, s.showHypervisor)
+}
+
+// mayRead reports, after writing a 403 if not, whether the caller may
+// read or change project's data: its own project, or any as an admin.
+func mayRead(w http.ResponseWriter, r *http.Request, project string) bool {
+	id := caller(r)
+	if id.IsAdmin() || project == id.TenantID {
+		return true
+	}
+	writeError(w, http.StatusForbidden, fmt.Sprintf("project %s: a token of that project or an admin token is required", project))
+	return false
+}
+
+// adminOnly reports, after writing a 403 if not, whether the caller is
+// an admin.
+func adminOnly(w http.ResponseWriter, r *http.Request) bool {
+	if caller(r).IsAdmin() {
+		return true
+	}
+	writeError(w, http.StatusForbidden, r.Method+" "+r.URL.Path+" needs an admin token")
+	return false
+}
+
+// novaQuotas maps Nova's quota names to datastore resources.
+var novaQuotas = []struct{ name, resource string }{
+	{"instances", datastore.ResInstances},
+	{"cores", datastore.ResVCPUs},
+	{"ram", datastore.ResMemMB},
+}
+
+// quotaUsage is a project's limit and usage per resource; a project the
+// controller does not know has no limits (-1) and no usage, as Nova
+// answers for any project id.
+func (s *server) quotaUsage(ctx context.Context, project string) (map[string]datastore.Quota, error) {
+	out := map[string]datastore.Quota{}
+	for _, n := range novaQuotas {
+		out[n.resource] = datastore.Quota{Resource: n.resource, Limit: -1}
+	}
+	qs, err := s.cfg.Store.Quotas(ctx, project)
+	if errors.Is(err, datastore.ErrNotFound) {
+		return out, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	for _, q := range qs {
+		if _, ok := out[q.Resource]; ok {
+			if q.Limit == 0 { // 0 is unlimited too (§4.5)
+				q.Limit = -1
+			}
+			out[q.Resource] = q
+		}
+	}
+	return out, nil
+}
+
+// showQuotaSet is GET os-quota-sets/{project}, …/detail (limit, in_use,
+// reserved per quota) and …/defaults (the limits a new project gets:
+// none).
+func (s *server) showQuotaSet(w http.ResponseWriter, r *http.Request) {
+	project := mux.Vars(r)["project"]
+	if !mayRead(w, r, project) {
+		return
+	}
+	if r.URL.Query().Get("user_id") != "" {
+		writeError(w, http.StatusBadRequest, "per-user quotas are not supported")
+		return
+	}
+	s.writeQuotaSet(w, r, project, http.StatusOK)
+}
+
+func (s *server) writeQuotaSet(w http.ResponseWriter, r *http.Request, project string, code int) {
+	qs, err := s.quotaUsage(r.Context(), project)
+	if err != nil {
+		fail(w, r, err)
+		return
+	}
+	set := map[string]any{"id": project}
+	for _, n := range novaQuotas {
+		q := qs[n.resource]
+		switch {
+		case strings.HasSuffix(r.URL.Path, "/defaults"):
+			set[n.name] = -1
+		case strings.HasSuffix(r.URL.Path, "/detail"):
+			set[n.name] = map[string]int{"limit": q.Limit, "in_use": q.Usage, "reserved": 0}
+		default:
+			set[n.name] = q.Limit
+		}
+	}
+	writeJSON(w, code, map[string]any{"quota_set": set})
+}
+
+// updateQuotaSet is PUT os-quota-sets/{project} (admin):
+// {"quota_set":{"instances":N,"cores":N,"ram":MB}}, -1 for unlimited;
+// "force" and "tenant_id" are accepted and ignored. Any other quota, a
+// value that is not an integer ≥ -1, or an empty set is 400, checked
+// before anything changes. It sets the same limits as PUT
+// /v2.1/tenants/{tenant}/quotas.
+func (s *server) updateQuotaSet(w http.ResponseWriter, r *http.Request) {
+	if !adminOnly(w, r) {
+		return
+	}
+	if r.URL.Query().Get("user_id") != "" {
+		writeError(w, http.StatusBadRequest, "per-user quotas are not supported")
+		return
+	}
+	var req struct {
+		QuotaSet map[string]json.RawMessage `json:"quota_set"`
+	}
+	if !decode(w, r, &req) {
+		return
+	}
+	type set struct {
+		resource string
+		value    int
+	}
+	var sets []set
+	names := make([]string, 0, len(req.QuotaSet))
+	for k := range req.QuotaSet {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		if k == "force" || k == "tenant_id" || k == "id" {
+			continue
+		}
+		res := ""
+		for _, n := range novaQuotas {
+			if n.name == k {
+				res = n.resource
+			}
+		}
+		if res == "" {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("quota %q is not supported: only instances, cores and ram", k))
+			return
+		}
+		v, err := quotaInt(req.QuotaSet[k])
+		if err != nil {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("quota %s: %v", k, err))
+			return
+		}
+		sets = append(sets, set{res, v})
+	}
+	if len(sets) == 0 {
+		writeError(w, http.StatusBadRequest, "no quota to set in quota_set")
+		return
+	}
+	project := mux.Vars(r)["project"]
+	if err := s.cfg.Compute.ConfirmTenant(r.Context(), project); err != nil {
+		fail(w, r, err)
+		return
+	}
+	for _, st := range sets {
+		if err := s.cfg.Store.SetLimit(r.Context(), project, st.resource, st.value); err != nil {
+			fail(w, r, err)
+			return
+		}
+	}
+	s.writeQuotaSet(w, r, project, http.StatusOK)
+}
+
+// quotaInt reads a quota value: a JSON integer or a string of one, ≥ -1.
+func quotaInt(raw json.RawMessage) (int, error) {
+	var v int
+	if err := json.Unmarshal(raw, &v); err != nil {
+		var str string
+		if json.Unmarshal(raw, &str) != nil {
+			return 0, fmt.Errorf("value %s is not an integer", raw)
+		}
+		if v, err = strconv.Atoi(str); err != nil {
+			return 0, fmt.Errorf("value %q is not an integer", str)
+		}
+	}
+	if v < -1 {
+		return 0, fmt.Errorf("value %d is below -1 (unlimited)", v)
+	}
+	return v, nil
+}
+
+// limits is GET /limits: the absolute limits and usage of the caller's
+// project, or of ?tenant_id= (another project's only for an admin).
+// There are no rate limits.
+func (s *server) limits(w http.ResponseWriter, r *http.Request) {
+	project := r.URL.Query().Get("tenant_id")
+	if project == "" {
+		project = mux.Vars(r)["tenant"]
+	}
+	if !mayRead(w, r, project) {
+		return
+	}
+	qs, err := s.quotaUsage(r.Context(), project)
+	if err != nil {
+		fail(w, r, err)
+		return
+	}
+	in, cpu, ram := qs[datastore.ResInstances], qs[datastore.ResVCPUs], qs[datastore.ResMemMB]
+	writeJSON(w, http.StatusOK, map[string]any{"limits": map[string]any{
+		"rate": []any{},
+		"absolute": map[string]int{
+			"maxTotalInstances": in.Limit, "totalInstancesUsed": in.Usage,
+			"maxTotalCores": cpu.Limit, "totalCoresUsed": cpu.Usage,
+			"maxTotalRAMSize": ram.Limit, "totalRAMUsed": ram.Usage,
+		},
+	}})
+}
+
+// usageTime is the time format of os-simple-tenant-usage (Python's
+// isoformat, no zone: UTC).
+const usageTime = "2006-01-02T15:04:05.000000"
+
+// usagePeriod reads ?start= and ?end= (ISO 8601, as novaclient sends
+// datetime.isoformat(); a date; or RFC 3339), both defaulting to now.
+func usagePeriod(r *http.Request, now time.Time) (start, end time.Time, err error) {
+	parse := func(name string) (time.Time, error) {
+		v := r.URL.Query().Get(name)
+		if v == "" {
+			return now, nil
+		}
+		for _, layout := range []string{"2006-01-02T15:04:05.999999999", time.RFC3339Nano, "2006-01-02 15:04:05.999999999", "2006-01-02"} {
+			if t, err := time.Parse(layout, v); err == nil {
+				return t.UTC(), nil
+			}
+		}
+		return time.Time{}, fmt.Errorf("%s=%q is not an ISO 8601 time", name, v)
+	}
+	if start, err = parse("start"); err != nil {
+		return
+	}
+	if end, err = parse("end"); err != nil {
+		return
+	}
+	if start.After(end) {
+		err = fmt.Errorf("start %s is after end %s", start.Format(usageTime), end.Format(usageTime))
+	}
+	return
+}
+
+type serverUsage struct {
+	InstanceID string  `json:"instance_id"`
+	Name       string  `json:"name"`
+	Hours      float64 `json:"hours"`
+	MemoryMB   int     `json:"memory_mb"`
+	LocalGB    int     `json:"local_gb"`
+	VCPUs      int     `json:"vcpus"`
+	TenantID   string  `json:"tenant_id"`
+	Flavor     string  `json:"flavor"`
+	StartedAt  string  `json:"started_at"`
+	EndedAt    *string `json:"ended_at"`
+	State      string  `json:"state"`
+	Uptime     int64   `json:"uptime"`
+}
+
+type tenantUsage struct {
+	TenantID          string        `json:"tenant_id"`
+	Start             string        `json:"start"`
+	Stop              string        `json:"stop"`
+	TotalHours        float64       `json:"total_hours"`
+	TotalLocalGBUsage float64       `json:"total_local_gb_usage"`
+	TotalMemoryMB     float64       `json:"total_memory_mb_usage"`
+	TotalVCPUs        float64       `json:"total_vcpus_usage"`
+	ServerUsages      []serverUsage `json:"server_usages,omitempty"`
+}
+
+// usageOf sums the project's instances over [start, end): each counts
+// from its creation to now, clipped to the period. ok is false when no
+// instance overlaps the period.
+func (s *server) usageOf(ctx context.Context, project string, start, end, now time.Time) (u tenantUsage, ok bool, err error) {
+	u = tenantUsage{TenantID: project, Start: start.Format(usageTime), Stop: end.Format(usageTime), ServerUsages: []serverUsage{}}
+	p, err := s.cfg.Store.Instances(ctx, datastore.InstanceQuery{TenantID: project})
+	if err != nil {
+		return u, false, err
+	}
+	for _, in := range p.Instances {
+		from, to := in.CreatedAt, now
+		if from.Before(start) {
+			from = start
+		}
+		if to.After(end) {
+			to = end
+		}
+		if !in.CreatedAt.Before(end) || !now.After(start) {
+			continue // lived wholly outside the period
+		}
+		hours := max(to.Sub(from).Hours(), 0)
+		su := serverUsage{InstanceID: in.ID, Name: in.Name, Hours: hours, TenantID: in.TenantID, Flavor: in.WorkloadID,
+			MemoryMB: in.Usage[datastore.ResMemMB], VCPUs: in.Usage[datastore.ResVCPUs],
+			LocalGB:   int(math.Ceil(float64(in.Usage[datastore.ResDiskMB]) / 1024)),
+			StartedAt: in.CreatedAt.UTC().Format(usageTime), State: in.State, Uptime: int64(now.Sub(in.CreatedAt).Seconds())}
+		u.TotalHours += hours
+		u.TotalMemoryMB += hours * float64(su.MemoryMB)
+		u.TotalVCPUs += hours * float64(su.VCPUs)
+		u.TotalLocalGBUsage += hours * float64(su.LocalGB)
+		u.ServerUsages = append(u.ServerUsages, su)
+		ok = true
+	}
+	return u, ok, nil
+}
+
+// showUsage is GET os-simple-tenant-usage/{project}?start=&end=: the
+// project's usage with its servers ({} when it has none in the period,
+// as Nova answers).
+func (s *server) showUsage(w http.ResponseWriter, r *http.Request) {
+	project := mux.Vars(r)["project"]
+	if !mayRead(w, r, project) {
+		return
+	}
+	now := time.Now().UTC()
+	start, end, err := usagePeriod(r, now)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	u, ok, err := s.usageOf(r.Context(), project, start, end, now)
+	if err != nil {
+		fail(w, r, err)
+		return
+	}
+	if !ok {
+		writeJSON(w, http.StatusOK, map[string]any{"tenant_usage": struct{}{}})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"tenant_usage": u})
+}
+
+// listUsage is GET os-simple-tenant-usage?start=&end=[&detailed=1]:
+// every project's usage for an admin, the caller's own for a member;
+// projects without usage in the period are left out.
+func (s *server) listUsage(w http.ResponseWriter, r *http.Request) {
+	now := time.Now().UTC()
+	start, end, err := usagePeriod(r, now)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	projects := []string{caller(r).TenantID}
+	if caller(r).IsAdmin() {
+		ts, err := s.cfg.Store.Tenants(r.Context())
+		if err != nil {
+			fail(w, r, err)
+			return
+		}
+		projects = projects[:0]
+		for _, t := range ts {
+			projects = append(projects, t.ID)
+		}
+	}
+	detailed := r.URL.Query().Get("detailed")
+	out := []tenantUsage{}
+	for _, p := range projects {
+		u, ok, err := s.usageOf(r.Context(), p, start, end, now)
+		if errors.Is(err, datastore.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			fail(w, r, err)
+			return
+		}
+		if !ok {
+			continue
+		}
+		if detailed == "" || detailed == "0" || strings.EqualFold(detailed, "false") {
+			u.ServerUsages = nil
+		}
+		out = append(out, u)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"tenant_usages": out})
+}
+
+// listKeypairs is GET os-keypairs: the controller keeps no key pairs
+// (instances get their keys from the workload's cloud-init).
+func (s *server) listKeypairs(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"keypairs": []any{}})
+}
+
+type hypervisorJSON struct {
+	ID                 string  `json:"id"`
+	HypervisorHostname string  `json:"hypervisor_hostname"`
+	State              string  `json:"state"`
+	Status             string  `json:"status"`
+	HypervisorType     string  `json:"hypervisor_type,omitempty"`
+	HypervisorVersion  int     `json:"hypervisor_version,omitempty"`
+	HostIP             string  `json:"host_ip,omitempty"`
+	VCPUs              *int    `json:"vcpus,omitempty"`
+	VCPUsUsed          *int    `json:"vcpus_used,omitempty"`
+	MemoryMB           *int    `json:"memory_mb,omitempty"`
+	MemoryMBUsed       *int    `json:"memory_mb_used,omitempty"`
+	FreeRAMMB          *int    `json:"free_ram_mb,omitempty"`
+	LocalGB            *int    `json:"local_gb,omitempty"`
+	LocalGBUsed        *int    `json:"local_gb_used,omitempty"`
+	FreeDiskGB         *int    `json:"free_disk_gb,omitempty"`
+	RunningVMs         *int    `json:"running_vms,omitempty"`
+	CurrentWorkload    *int    `json:"current_workload,omitempty"`
+	CPUInfo            *string `json:"cpu_info,omitempty"`
+	Service            any     `json:"service,omitempty"`
+}
+
+// hypervisorOf is a node as a Nova hypervisor; detail adds the capacity
+// the node's last STATS reported. vcpus_used sums the vcpus of the
+// instances on it.
+func (s *server) hypervisorOf(ctx context.Context, n datastore.NodeStats, detail bool) (hypervisorJSON, error) {
+	h := hypervisorJSON{ID: n.NodeID, HypervisorHostname: n.Hostname, State: "up", Status: "enabled"}
+	if h.HypervisorHostname == "" {
+		h.HypervisorHostname = n.NodeID
+	}
+	switch n.Status {
+	case nodeOffline:
+		h.State = "down"
+	case nodeMaintenance:
+		h.Status = "disabled"
+	}
+	if !detail {
+		return h, nil
+	}
+	p, err := s.cfg.Store.Instances(ctx, datastore.InstanceQuery{NodeID: n.NodeID})
+	if err != nil {
+		return h, err
+	}
+	vcpusUsed, running := 0, 0
+	for _, in := range p.Instances {
+		vcpusUsed += in.Usage[datastore.ResVCPUs]
+		if in.State == datastore.StateActive {
+			running++
+		}
+	}
+	intp := func(v int) *int { return &v }
+	cpuInfo := "{}"
+	h.HypervisorType, h.HypervisorVersion, h.HostIP = "ciao", 1, ""
+	h.VCPUs, h.VCPUsUsed = intp(n.CPUsOnline), intp(vcpusUsed)
+	h.MemoryMB, h.MemoryMBUsed, h.FreeRAMMB = intp(n.MemTotalMB), intp(n.MemTotalMB-n.MemAvailableMB), intp(n.MemAvailableMB)
+	h.LocalGB, h.LocalGBUsed, h.FreeDiskGB = intp(n.DiskTotalMB/1024), intp((n.DiskTotalMB-n.DiskAvailableMB)/1024), intp(n.DiskAvailableMB/1024)
+	h.RunningVMs, h.CurrentWorkload, h.CPUInfo = intp(running), intp(0), &cpuInfo
+	h.Service = map[string]any{"host": h.HypervisorHostname, "id": n.NodeID, "disabled_reason": nil}
+	return h, nil
+}
+
+// listHypervisors is GET os-hypervisors[/detail] (admin): the nodes of
+// /v2.1/nodes, filtered by ?hypervisor_hostname_pattern= (a substring).
+func (s *server) listHypervisors(w http.ResponseWriter, r *http.Request) {
+	if !adminOnly(w, r) {
+		return
+	}
+	ns, err := s.cfg.Store.Nodes(r.Context())
+	if err != nil {
+		fail(w, r, err)
+		return
+	}
+	pattern := r.URL.Query().Get("hypervisor_hostname_pattern")
+	detail := strings.HasSuffix(r.URL.Path, "/detail")
+	out := []hypervisorJSON{}
+	for _, n := range ns {
+		h, err := s.hypervisorOf(r.Context(), n, detail)
+		if err != nil {
+			fail(w, r, err)
+			return
+		}
+		if strings.Contains(h.HypervisorHostname, pattern) {
+			out = append(out, h)
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"hypervisors": out})
+}
+
+// showHypervisor is GET os-hypervisors/{id} (admin).
+func (s *server) showHypervisor(w http.ResponseWriter, r *http.Request) {
+	if !adminOnly(w, r) {
+		return
+	}
+	id := mux.Vars(r)["hypervisor"]
+	n, err := s.cfg.Store.Node(r.Context(), id)
+	if err != nil {
+		fail(w, r, fmt.Errorf("hypervisor %s: %w", id, err))
+		return
+	}
+	h, err := s.hypervisorOf(r.Context(), n, true)
+	if err != nil {
+		fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"hypervisor": h})
+}
+
+// serverFilter is the name filter of a server listing: ?name= is a
+// regular expression matched anywhere in the name, as in Nova. Other
+// filters OpenStack clients send (status, flavor, image, changes-since,
+// all_tenants, …) are ignored.
+func serverFilter(r *http.Request) (func(datastore.Instance) bool, error) {
+	name := r.URL.Query().Get("name")
+	if name == "" {
+		return nil, nil
+	}
+	re, err := regexp.Compile(name)
+	if err != nil {
+		return nil, fmt.Errorf("name=%q is not a regular expression: %v", name, err)
+	}
+	return func(in datastore.Instance) bool { return re.MatchString(in.Name) }, nil
+}
+
+// listServerRefs is GET /servers: {"servers":[{"id","name","links"}]},
+// with the name filter and paging of servers/detail.
+func (s *server) listServerRefs(w http.ResponseWriter, r *http.Request) {
+	match, err := serverFilter(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	p, err := s.cfg.Store.Instances(r.Context(), datastore.InstanceQuery{TenantID: mux.Vars(r)["tenant"]})
+	if err != nil {
+		fail(w, r, err)
+		return
+	}
+	ids := make([]string, 0, len(p.Instances))
+	kept := make([]datastore.Instance, 0, len(p.Instances))
+	for _, in := range p.Instances {
+		if match == nil || match(in) {
+			ids = append(ids, in.ID)
+			kept = append(kept, in)
+		}
+	}
+	lo, hi, ok := page(w, r, ids)
+	if !ok {
+		return
+	}
+	type ref struct {
+		ID    string `json:"id"`
+		Name  string `json:"name"`
+		Links []any  `json:"links"`
+	}
+	out := make([]ref, 0, hi-lo)
+	for _, in := range kept[lo:hi] {
+		out = append(out, ref{ID: in.ID, Name: in.Name, Links: []any{}})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"servers": out})
+}
+
+// serveMatching is serveInstances for the instances match keeps: paging
+// applies to them, and total_servers counts them.
+func (s *server) serveMatching(w http.ResponseWriter, r *http.Request, q datastore.InstanceQuery, match func(datastore.Instance) bool) {
+	p, err := s.cfg.Store.Instances(r.Context(), q)
+	if err != nil {
+		fail(w, r, err)
+		return
+	}
+	ids := make([]string, 0, len(p.Instances))
+	kept := make([]datastore.Instance, 0, len(p.Instances))
+	for _, in := range p.Instances {
+		if match(in) {
+			ids = append(ids, in.ID)
+			kept = append(kept, in)
+		}
+	}
+	lo, hi, ok := page(w, r, ids)
+	if !ok {
+		return
+	}
+	total := len(kept)
+	if r.URL.Query().Get("marker") != "" {
+		total -= lo // all matches after the marker (§6.2.2)
+	}
+	img := imageOf{s: s.cfg.Store}
+	writeServers(w, total, kept[lo:hi], func(wl string) string { return img.get(r.Context(), wl) })
+}
