@@ -224,6 +224,11 @@ func (m *Memory) CreateWorkload(_ context.Context, w Workload) error {
 		}
 	}
 	w.Defaults = append([]RequestedResource(nil), w.Defaults...)
+	if len(w.Storage) > 0 {
+		w.Storage = append([]WorkloadDisk(nil), w.Storage...)
+	} else {
+		w.Storage = nil
+	}
 	m.workloads[w.ID] = w
 	return nil
 }
@@ -239,6 +244,9 @@ func (m *Memory) Workload(_ context.Context, id string) (Workload, error) {
 		return Workload{}, fmt.Errorf("get workload %s: %w", id, ErrNotFound)
 	}
 	w.Defaults = append([]RequestedResource(nil), w.Defaults...)
+	if w.Storage != nil {
+		w.Storage = append([]WorkloadDisk(nil), w.Storage...)
+	}
 	return w, nil
 }
 
@@ -257,6 +265,9 @@ func (m *Memory) Workloads(_ context.Context, f WorkloadFilter) ([]Workload, err
 			continue
 		}
 		w.Defaults = append([]RequestedResource(nil), w.Defaults...)
+		if w.Storage != nil {
+			w.Storage = append([]WorkloadDisk(nil), w.Storage...)
+		}
 		out = append(out, w)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })

@@ -184,6 +184,15 @@ func (s *SQLite) CreateWorkload(ctx context.Context, w Workload) error {
 		return fmt.Errorf("create workload: empty id: %w", ErrInvalid)
 	}
 	w.Defaults = append([]RequestedResource(nil), w.Defaults...)
+	w.Storage = append([]WorkloadDisk(nil), w.Storage...)
+	storage := ""
+	if len(w.Storage) > 0 {
+		b, err := json.Marshal(w.Storage)
+		if err != nil {
+			return fmt.Errorf("create workload %s: storage: %w", w.ID, err)
+		}
+		storage = string(b)
+	}
 	return s.write(ctx, func(tx *sql.Tx) error {
 		var tenant any
 		if w.TenantID != "" {
@@ -193,8 +202,8 @@ func (s *SQLite) CreateWorkload(ctx context.Context, w Workload) error {
 			}
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO workloads (id, tenant_id, description, filename, fw_type, vm_type,
-			image_id, image_name, config, internal) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			w.ID, tenant, w.Description, w.Filename, w.FWType, w.VMType, w.ImageID, w.ImageName, w.Config, w.Internal)
+			image_id, image_name, config, internal, storage) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			w.ID, tenant, w.Description, w.Filename, w.FWType, w.VMType, w.ImageID, w.ImageName, w.Config, w.Internal, storage)
 		if isConstraint(err) {
 			return fmt.Errorf("create workload %s: %w", w.ID, ErrExists)
 		}
@@ -212,11 +221,14 @@ func (s *SQLite) CreateWorkload(ctx context.Context, w Workload) error {
 		if len(w.Defaults) == 0 {
 			w.Defaults = nil
 		}
+		if len(w.Storage) == 0 {
+			w.Storage = nil
+		}
 		s.st.workloads[w.ID] = w
 	}, nil)
 }
 
-const workloadCols = `id, COALESCE(tenant_id, ''), description, filename, fw_type, vm_type, image_id, image_name, config, internal`
+const workloadCols = `id, COALESCE(tenant_id, ''), description, filename, fw_type, vm_type, image_id, image_name, config, internal, storage`
 
 type querier interface {
 	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
@@ -232,10 +244,17 @@ func scanWorkloads(ctx context.Context, q querier, where string, args ...any) ([
 	idx := map[string]int{}
 	for rows.Next() {
 		var w Workload
+		var storage string
 		if err := rows.Scan(&w.ID, &w.TenantID, &w.Description, &w.Filename, &w.FWType, &w.VMType,
-			&w.ImageID, &w.ImageName, &w.Config, &w.Internal); err != nil {
+			&w.ImageID, &w.ImageName, &w.Config, &w.Internal, &storage); err != nil {
 			rows.Close()
 			return nil, err
+		}
+		if storage != "" {
+			if err := json.Unmarshal([]byte(storage), &w.Storage); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("workload %s: storage: %w", w.ID, err)
+			}
 		}
 		idx[w.ID] = len(out)
 		out = append(out, w)
@@ -268,6 +287,9 @@ func scanWorkloads(ctx context.Context, q querier, where string, args ...any) ([
 func cloneWorkload(w Workload) Workload {
 	if w.Defaults != nil {
 		w.Defaults = append([]RequestedResource(nil), w.Defaults...)
+	}
+	if w.Storage != nil {
+		w.Storage = append([]WorkloadDisk(nil), w.Storage...)
 	}
 	return w
 }

@@ -94,6 +94,17 @@ type Workload struct {
 	Config      string // cloud-init text
 	Internal    bool   // hidden from listings (CNCI)
 	Defaults    []RequestedResource
+	Storage     []WorkloadDisk // disks of an API-made workload (migration 0005)
+}
+
+// WorkloadDisk is one disk of a workload definition (the 2017 workloads
+// API's storage item).
+type WorkloadDisk struct {
+	SourceType string `json:"source_type"` // "image"
+	SourceID   string `json:"source_id"`
+	Size       int    `json:"size,omitempty"` // GiB, 0 = the source's size
+	Bootable   bool   `json:"bootable"`
+	Ephemeral  bool   `json:"ephemeral"`
 }
 
 // IsCNCI reports whether the workload launches a CNCI: one of its defaults
