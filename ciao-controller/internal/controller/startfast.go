@@ -39,11 +39,20 @@ type workloadStatic struct {
 // startCache maps a workload's cache key to its staticStart.
 var startCache sync.Map
 
-func staticFor(w datastore.Workload) (staticStart, bool) {
+// staticKey is w's startCache key: everything staticFor reads.
+func staticKey(w datastore.Workload) string {
 	key := w.ID + "\x00" + w.ImageID + "\x00" + w.ImageName + "\x00" + w.FWType + "\x00" + w.VMType + "\x00" + w.Config
 	for _, d := range w.Defaults {
 		key += "\x00" + d.Type + "\x00" + strconv.Itoa(d.Value) + "\x00" + strconv.FormatBool(d.Mandatory)
 	}
+	return key
+}
+
+// forgetStatic drops a deleted workload's cached part.
+func forgetStatic(w datastore.Workload) { startCache.Delete(staticKey(w)) }
+
+func staticFor(w datastore.Workload) (staticStart, bool) {
+	key := staticKey(w)
 	if v, ok := startCache.Load(key); ok {
 		return v.(staticStart), true
 	}

@@ -33,11 +33,12 @@ func checkFast(t testing.TB, w datastore.Workload, cmd payloads.StartCmd, meta p
 }
 
 // TestFastStartMatchesComposeStart: instance and CNCI STARTs of every
-// shipped workload, with and without a CNCI, at many addresses, are
+// shipped workload and of workloads made through the workloads API
+// (workloadapi_test.go), with and without a CNCI, at many addresses, are
 // byte-for-byte ComposeStart's; odd values take the slow path.
 func TestFastStartMatchesComposeStart(t *testing.T) {
 	fast := 0
-	for _, w := range ShippedWorkloads() {
+	for _, w := range append(ShippedWorkloads(), apiWorkloads(t)...) {
 		for i := 0; i < 300; i++ {
 			a := fmt.Sprintf("172.%d.%d.%d", 16+i%16, i%256, 2+i%253)
 			in := datastore.Instance{ID: uuid.Generate().String(), TenantID: uuid.Generate().String(), IP: a,
