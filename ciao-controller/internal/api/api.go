@@ -7,7 +7,9 @@
 // discover endpoints with, which take no token, and flavors' (empty)
 // os-extra_specs; and (openstack.go) the quota sets, limits, usage, key
 // pairs, hypervisors and server lookup by name that
-// python-openstackclient reads. Every other route needs an X-Auth-Token
+// python-openstackclient reads. And (workloads.go)
+// the 2017 workloads API under /workloads and /{tenant}/workloads.
+// Every other route needs an X-Auth-Token
 // that the configured Authenticator accepts; tenant routes need a token
 // of that tenant or an admin token, admin routes an admin token (§3.3,
 // §3.4).
@@ -149,6 +151,7 @@ func newRouter(cfg Config) (*mux.Router, error) {
 	tenant("/v2.1/{tenant}/events", http.MethodGet, s.listEvents)
 	tenant("/v2.1/{tenant}/resources", http.MethodGet, s.resources)
 	s.openStackRoutes(tenant, admin) // openstack.go
+	s.workloadRoutes(tenant, admin) // workloads.go
 	if cfg.Images != nil {
 		cfg.Images.Register(r, s.imageAuth)
 	}

@@ -267,6 +267,35 @@ func TestAuthzMatrix(t *testing.T) {
 		internal                         = http.StatusInternalServerError // A's server is pending: no node (§4.8)
 	)
 	create := `{"server":{"flavorRef":"` + controller.WorkloadClear + `"}}`
+	workloadDef := `{"description":"d","vm_type":"docker","image_name":"debian:latest","requirements":{"vcpus":1,"mem_mb":64},"config":"a: 1"}`
+	// workload is A's private workload under prefix ("" or "/{tenant}").
+	workload := func(prefix string) func(*testing.T, *authzFixture, string) string {
+		return func(_ *testing.T, f *authzFixture, tenant string) string {
+			return strings.ReplaceAll(prefix, "{tenant}", tenant) + "/workloads/" + f.flavorA
+		}
+	}
+	// freshWorkload makes a new workload to delete: public for
+	// "/workloads", else one of A's private ones under /{tenant}.
+	freshWorkload := func(prefix string) func(*testing.T, *authzFixture, string) string {
+		return func(t *testing.T, f *authzFixture, tenant string) string {
+			path, tok := "/workloads", f.tokens["admin"]
+			if prefix != "/workloads" {
+				path, tok = "/"+f.tenant["A"]+"/workloads", f.tokens["memberA"]
+			}
+			var r struct {
+				Workload struct {
+					ID string `json:"id"`
+				} `json:"workload"`
+			}
+			if err := json.Unmarshal([]byte(f.must(t, "POST", path, tok, workloadDef, http.StatusCreated)), &r); err != nil {
+				t.Fatal(err)
+			}
+			if prefix == "/workloads" {
+				return "/workloads/" + r.Workload.ID
+			}
+			return "/" + tenant + "/workloads/" + r.Workload.ID
+		}
+	}
 	routes := []authzRoute{
 		{method: "GET", template: "/v2.1/tenants", path: fixed("/v2.1/tenants"), memberA: unauth, memberB: unauth, admin: ok},
 		{method: "GET", template: "/v2.1/events", path: fixed("/v2.1/events"), memberA: unauth, memberB: unauth, admin: ok},
@@ -357,6 +386,19 @@ func TestAuthzMatrix(t *testing.T) {
 			memberA: forbidden, memberB: unauth, admin: ok, bOwn: forbidden},
 		{method: "GET", template: "/v2.1/{tenant}/os-hypervisors/{hypervisor}", path: fixed("/v2.1/{tenant}/os-hypervisors/nonode"),
 			memberA: forbidden, memberB: unauth, admin: notFound, bOwn: forbidden},
+		// The workloads API (workloads.go).
+		{method: "GET", template: "/workloads", path: fixed("/workloads"), memberA: unauth, memberB: unauth, admin: ok},
+		{method: "POST", template: "/workloads", body: workloadDef, path: fixed("/workloads"), memberA: unauth, memberB: unauth, admin: created},
+		{method: "GET", template: "/workloads/{workload}", path: workload(""), memberA: unauth, memberB: unauth, admin: ok},
+		{method: "DELETE", template: "/workloads/{workload}", path: freshWorkload("/workloads"), memberA: unauth, memberB: unauth, admin: noContent},
+		{method: "GET", template: "/{tenant}/workloads", path: fixed("/{tenant}/workloads"),
+			memberA: ok, memberB: unauth, admin: ok, bOwn: ok, leak: true},
+		{method: "POST", template: "/{tenant}/workloads", body: workloadDef, path: fixed("/{tenant}/workloads"),
+			memberA: created, memberB: unauth, admin: created, bOwn: created},
+		{method: "GET", template: "/{tenant}/workloads/{workload}", path: workload("/{tenant}"),
+			memberA: ok, memberB: unauth, admin: ok, bOwn: notFound},
+		{method: "DELETE", template: "/{tenant}/workloads/{workload}", path: freshWorkload("/{tenant}"),
+			memberA: noContent, memberB: unauth, admin: noContent, bOwn: notFound},
 		// Last: it clears the events the listings above look at.
 		{method: "DELETE", template: "/v2.1/events", path: fixed("/v2.1/events"), memberA: unauth, memberB: unauth, admin: accepted},
 	}
@@ -453,6 +495,7 @@ func TestAuthzMatrix(t *testing.T) {
 	for _, c := range []struct{ path, id string }{
 		{"/v2.1/" + a + "/servers/detail", f.serverA},
 		{"/v2.1/" + a + "/flavors", f.flavorA},
+		{"/" + a + "/workloads", f.flavorA},
 		{"/v2.1/" + a + "/quotas", a},
 		{"/v2.1/" + a + "/servers", f.serverA},
 		{"/v2.1/" + a + "/os-simple-tenant-usage?" + usagePeriod, f.serverA},

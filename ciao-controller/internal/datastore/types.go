@@ -94,7 +94,7 @@ type Workload struct {
 	Config      string // cloud-init text
 	Internal    bool   // hidden from listings (CNCI)
 	Defaults    []RequestedResource
-	Storage     []WorkloadDisk // disks of an API-made workload (migration 0005)
+	Storage     []WorkloadDisk // disks of an API-made workload (migration 0006)
 }
 
 // WorkloadDisk is one disk of a workload definition (the 2017 workloads
