@@ -151,7 +151,7 @@ func newRouter(cfg Config) (*mux.Router, error) {
 	tenant("/v2.1/{tenant}/events", http.MethodGet, s.listEvents)
 	tenant("/v2.1/{tenant}/resources", http.MethodGet, s.resources)
 	s.openStackRoutes(tenant, admin) // openstack.go
-	s.workloadRoutes(tenant, admin) // workloads.go
+	s.workloadRoutes(tenant, admin)  // workloads.go
 	if cfg.Images != nil {
 		cfg.Images.Register(r, s.imageAuth)
 	}
