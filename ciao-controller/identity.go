@@ -126,7 +126,7 @@ func newAuth(cfg config, store *datastore.SQLite) (api.Authenticator, func(http.
 	}
 	if r := cfg.Identity; r.RemoteURL != "" {
 		rem, err := identity.NewRemote(identity.RemoteConfig{URL: r.RemoteURL, User: r.RemoteUser,
-			Password: r.RemotePassword, Project: r.RemoteProject})
+			Password: r.RemotePassword, Project: r.RemoteProject, CacheTTL: identity.DefaultCacheTTL})
 		return rem, func(h http.Handler) http.Handler { return h }, err
 	}
 	ic := identity.NewConfig(store)

@@ -17,15 +17,16 @@ var probeMethods = []string{http.MethodDelete, http.MethodGet, http.MethodHead, 
 // the client what is wrong).
 func methodNotAllowed(r *mux.Router) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		w.Header().Set("Allow", strings.Join(allowedMethods(r, req), ", "))
+		w.Header().Set("Allow", strings.Join(AllowedMethods(r, req), ", "))
 		writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed on %s", req.Method, req.URL.Path))
 	})
 }
 
-// allowedMethods lists, in alphabetical order, the methods some route of
-// r takes for req's path. A route without a method matcher takes all,
-// but every route of the API has one.
-func allowedMethods(r *mux.Router, req *http.Request) []string {
+// AllowedMethods lists, in alphabetical order, the methods some route of
+// r takes for req's path: the Allow header of a 405. A route without a
+// method matcher takes all, but every route of the API (and of the
+// identity service, which uses it too) has one.
+func AllowedMethods(r *mux.Router, req *http.Request) []string {
 	var out []string
 	for _, m := range probeMethods {
 		probe := req.Clone(req.Context())

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/ciao-project/ciao/ciao-controller/internal/api"
 	"github.com/ciao-project/ciao/ciao-controller/internal/datastore"
 	"github.com/golang/glog"
 	"github.com/gorilla/mux"
@@ -33,8 +34,11 @@ func (s *Service) Handler() http.Handler {
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeError(w, http.StatusNotFound, "The resource could not be found.")
 	})
-	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		writeError(w, http.StatusMethodNotAllowed, "The method is not allowed for the requested URL.")
+	// A known path asked with another method: 405 with an Allow header,
+	// as on the compute API (api.AllowedMethods), and Keystone's error.
+	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		w.Header().Set("Allow", strings.Join(api.AllowedMethods(r, req), ", "))
+		writeError(w, http.StatusMethodNotAllowed, "The method "+req.Method+" is not allowed for the requested URL "+req.URL.Path+".")
 	})
 	return r
 }

@@ -15,6 +15,9 @@
 //	GET    /v3/projects             200 the same (what `openstack project list` reads)
 //	GET    /v3/users/{id}/projects  200; 403 for another user unless admin
 //
+// A path not listed is 404; a listed path asked with another method is
+// 405 with an Allow header naming the methods it takes.
+//
 // Only the password method (user by id, or by name plus domain) and the
 // token method (rescoping) are accepted; the scope is a project by id, or
 // by name plus domain, or none (an unscoped token, no catalog). There is

@@ -606,7 +606,7 @@ func TestBootstrapAndConfig(t *testing.T) {
 // as the external Keystone, including a service token that expires.
 func TestRemote(t *testing.T) {
 	e := newTestEnv(t, func(c *Config) { c.TokenTTL = 10 * time.Minute })
-	r, err := NewRemote(RemoteConfig{URL: e.srv.URL + "/", User: "admin", Password: "secret", Project: "admin", Client: e.srv.Client()})
+	r, err := NewRemote(RemoteConfig{URL: e.srv.URL + "/", User: "admin", Password: "secret", Project: "admin", Client: e.srv.Client(), Now: e.clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
