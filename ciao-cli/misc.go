@@ -20,6 +20,7 @@ func workloadCommand() command {
 Helpers: tojson, filter, filterContains, filterHasPrefix, filterHasSuffix,
 filterFolded, filterRegexp, select, head, tail, rows, sort (see instance list -help).
 `},
+		workloadCreateSub(), workloadShowSub(), workloadDeleteSub(), // workload.go
 	}}
 }
 

@@ -297,6 +297,7 @@ func TestSessions(t *testing.T) {
 	t.Run("session3", func(t *testing.T) { session3(t, r.with(t), c, alice) })
 	t.Run("login", func(t *testing.T) { login(t, r.with(t), c) })
 	t.Run("images", func(t *testing.T) { images(t, r.with(t), c, alice) })
+	t.Run("workloads", func(t *testing.T) { workloads(t, r.with(t), c, admin, alice) }) // workload_session_test.go
 	t.Run("rest", func(t *testing.T) { rest(t, r.with(t), c, admin, alice) })
 	if t.Failed() {
 		return
