@@ -56,7 +56,8 @@ func (in *Instance) stat() payloads.InstanceStat {
 //     little memory) or the WithStartFailure reason.
 //   - STOP: marks the instance exited (no_instance, already_stopped).
 //   - RESTART: marks it running again (no_instance, already_running).
-//   - DELETE: removes it and sends InstanceDeleted (no_instance).
+//   - DELETE: removes it and sends InstanceDeleted (no_instance), or,
+//     WithDropDeletes, ignores it.
 //   - AttachVolume / DetachVolume: updates its volumes (already_attached,
 //     not_attached; an unknown instance is only logged, as the launcher
 //     does).
@@ -451,6 +452,12 @@ func (a *FakeAgent) delete(cl *ssntp.Client, f *ssntp.Frame) {
 		return
 	}
 	a.mu.Lock()
+	if a.knobs.dropDeletes > 0 {
+		a.knobs.dropDeletes--
+		a.mu.Unlock()
+		a.log.Infof("testutil: %s: DELETE of %s dropped (WithDropDeletes)", a.name, id)
+		return
+	}
 	reason := a.knobs.deleteFailure
 	_, ok := a.instances[id]
 	if reason == "" && !ok {

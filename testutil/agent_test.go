@@ -298,7 +298,8 @@ func TestAgentTraceReport(t *testing.T) {
 }
 
 // TestAgentDropStarts: WithDropStarts(1) loses the first START (no answer,
-// no instance); the same START sent again runs.
+// no instance); the same START sent again runs. WithDropDeletes does the
+// same to DELETE.
 func TestAgentDropStarts(t *testing.T) {
 	srv := NewFakeServer(t)
 	a := NewFakeAgent(t, srv.Port(), ssntp.AGENT, WithDropStarts(1))
@@ -320,8 +321,18 @@ func TestAgentDropStarts(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond) // poll interval, not a wait for state
 	}
-	bad := newSettings(kindAgent, []Option{WithDropStarts(-1)})
-	if msg := fatal(t, func(tb testing.TB) { bad.check(tb) }); !strings.Contains(msg, "WithDropStarts(-1)") {
-		t.Errorf("negative count: %q", msg)
+	a.Set(t, WithDropDeletes(1))
+	srv.SendCommand(t, a.UUID(), ssntp.DELETE, DeletePayload(InstanceUUID, a.UUID().String()))
+	a.NextCommand(t, ssntp.DELETE)
+	srv.Nothing(t, ssntp.EVENT, uint8(ssntp.InstanceDeleted), 20*time.Millisecond)
+	srv.SendCommand(t, a.UUID(), ssntp.DELETE, DeletePayload(InstanceUUID, a.UUID().String()))
+	if ev := srv.NextInstanceDeleted(t); ev.InstanceUUID != InstanceUUID {
+		t.Errorf("InstanceDeleted %+v", ev)
+	}
+	for _, o := range []Option{WithDropStarts(-1), WithDropDeletes(-1)} {
+		bad := newSettings(kindAgent, []Option{o})
+		if msg := fatal(t, func(tb testing.TB) { bad.check(tb) }); !strings.Contains(msg, "(-1): n must be >= 0") {
+			t.Errorf("negative count: %q", msg)
+		}
 	}
 }

@@ -64,6 +64,7 @@ type agentKnobs struct {
 	memTotalMB  int
 	fullBelowMB int
 	dropStarts  int // STARTs still to ignore
+	dropDeletes int // DELETEs still to ignore
 }
 
 // defaultFullBelowMB is ciao-launcher's memory high-water mark: below it a
@@ -217,6 +218,20 @@ func WithDropStarts(n int) Option {
 				return
 			}
 			s.agent.dropStarts = n
+		}
+	}
+}
+
+// WithDropDeletes makes a FakeAgent ignore its next n DELETEs, as
+// WithDropStarts does STARTs: a lost frame, or a launcher slow to delete.
+func WithDropDeletes(n int) Option {
+	return func(s *settings) {
+		if s.only(kindAgent, "WithDropDeletes") {
+			if n < 0 {
+				s.errs = append(s.errs, fmt.Sprintf("WithDropDeletes(%d): n must be >= 0", n))
+				return
+			}
+			s.agent.dropDeletes = n
 		}
 	}
 }

@@ -23,6 +23,7 @@ func TestOptionsApply(t *testing.T) {
 		WithAutoReady(8192),
 		WithFullBelow(100),
 		WithDropStarts(2),
+		WithDropDeletes(1),
 		nil, // ignored, so callers can build option lists conditionally
 	})
 	s.check(t)
@@ -44,6 +45,7 @@ func TestOptionsApply(t *testing.T) {
 		memTotalMB:     8192,
 		fullBelowMB:    100,
 		dropStarts:     2,
+		dropDeletes:    1,
 	}
 	if s.agent != want {
 		t.Errorf("knobs %+v, want %+v", s.agent, want)

@@ -230,7 +230,9 @@ func (c *Controller) idleCheck(ctx context.Context, cn datastore.CNCI, now time.
 
 // retryCNCIDeletes sends the DELETEs that are due: a first one once a
 // node reports a CNCI whose node was unknown, and unconfirmed ones again
-// after CNCITimeout, doubling up to 16 times that.
+// after CNCITimeout/2, doubling up to 8 × CNCITimeout. A request waiting
+// for a deletion (awaitDeath, at most CNCITimeout) so sees at least one
+// retry.
 func (c *Controller) retryCNCIDeletes(ctx context.Context, now time.Time) {
 	c.cnci.mu.Lock()
 	var due []*cnciDeath
@@ -240,7 +242,7 @@ func (c *Controller) retryCNCIDeletes(ctx context.Context, now time.Time) {
 				continue
 			}
 		}
-		wait := c.cfg.CNCITimeout << min(max(d.tries-1, 0), 4)
+		wait := c.cfg.CNCITimeout / 2 << min(max(d.tries-1, 0), 4)
 		if d.sent.IsZero() || now.Sub(d.sent) >= wait {
 			due = append(due, d)
 		}
