@@ -123,6 +123,19 @@ func (c *Controller) ensureCNCI(ctx context.Context, t datastore.Tenant) (datast
 		if round == 4 {
 			return datastore.CNCI{}, nil, fmt.Errorf("CNCI of %s: still not active after %d launches: %w", t.ID, round, ErrCNCI)
 		}
+		// Fast path: an active CNCI, read without the lock, is taken if
+		// no deletion or launch started meanwhile (both happen under
+		// the lock, and the reaper leaves a CNCI with users alone).
+		if cn, err := c.store.CNCI(ctx, t.ID); err == nil && cn.State == CNCIActive && cn.IP != "" {
+			c.cnci.mu.Lock()
+			if c.cnci.dying[cn.ID] == nil && c.cnci.byTenant[t.ID] == nil {
+				c.cnci.users[t.ID]++
+				delete(c.cnci.idleSince, t.ID)
+				c.cnci.mu.Unlock()
+				return cn, func() { c.releaseCNCI(t.ID) }, nil
+			}
+			c.cnci.mu.Unlock()
+		}
 		c.cnci.mu.Lock()
 		if d := c.cnci.blockingDeathLocked(t.ID); d != nil {
 			c.cnci.mu.Unlock()

@@ -95,7 +95,7 @@ func (c *Controller) resendPending(ctx context.Context, now time.Time) {
 	}
 	workloads := map[string]datastore.Workload{}
 	waiting := map[string]bool{}
-	n := 0
+	n, failed := 0, 0
 	for _, in := range p.Instances {
 		if in.State != datastore.StatePending || in.NodeID != "" {
 			continue
@@ -133,7 +133,9 @@ func (c *Controller) resendPending(ctx context.Context, now time.Time) {
 			}
 		}
 		if err := c.sendStart(w, in, cn, "", now); err != nil {
-			glog.Errorf("resending START of %s: %v", in.ID, err)
+			if failed++; failed == 1 {
+				glog.Errorf("resending START of %s: %v", in.ID, err)
+			}
 			continue
 		}
 		c.rec.mu.Lock()
@@ -160,6 +162,9 @@ func (c *Controller) resendPending(ctx context.Context, now time.Time) {
 	c.rec.mu.Unlock()
 	if n > 0 {
 		glog.Warningf("re-sent START for %d pending instances", n)
+	}
+	if failed > 1 {
+		glog.Errorf("%d pending STARTs could not be re-sent; next try on the next pass", failed)
 	}
 }
 

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -163,4 +164,75 @@ func TestNodeDisconnectedMarksMissing(t *testing.T) {
 	}
 	e.report(t, e.node, payloads.InstanceStat{InstanceUUID: ins[0].ID, State: payloads.InstanceActive})
 	e.waitState(t, ins[0].ID, datastore.StateActive)
+}
+
+// TestCNCIDeletionResumed: a CNCI an earlier controller was deleting
+// (record state deleting, its node known from STATS) gets its DELETE
+// from a new controller, even with CNCIIdle 0; its agent's announcement
+// meanwhile does not make it active again; InstanceDeleted removes the
+// record, with the event "CNCI Deleted".
+func TestCNCIDeletionResumed(t *testing.T) {
+	fs := testutil.NewFakeServer(t)
+	store := datastore.NewMemory()
+	t.Cleanup(func() { store.Close() })
+	ctx := context.Background()
+	if err := SeedWorkloads(ctx, store); err != nil {
+		t.Fatal(err)
+	}
+	const cnci, node = testutil.CNCIUUID, testutil.AgentUUID
+	if _, _, err := store.EnsureTenant(ctx, datastore.Tenant{ID: tenantA, CNCIMAC: testutil.CNCIMAC}); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.PutCNCI(ctx, datastore.CNCI{TenantID: tenantA, ID: cnci, MAC: testutil.CNCIMAC, IP: testutil.CNCIIP, State: CNCIDeleting}); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.RecordStats(ctx, datastore.StatsReport{NodeID: node, Instances: []datastore.InstanceStats{{InstanceID: cnci, NodeID: node, State: payloads.InstanceActive}}}); err != nil {
+		t.Fatal(err)
+	}
+	sc := testutil.TestCerts(t).Config(t, ssntp.Controller)
+	sc.Port = fs.Port()
+	cfg := NewConfig(store, sc)
+	cfg.Network, cfg.CNCITimeout, cfg.CNCIIdle = true, time.Second, 0
+	ctl, err := New(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ctl.Close() })
+	fs.NextConnect(t)
+	if d := fs.NextDelete(t); d.InstanceUUID != cnci || d.WorkloadAgentUUID != node {
+		t.Fatalf("DELETE %+v, want CNCI %s on %s", d, cnci, node)
+	}
+	me := ctl.client.UUID()
+	fs.SendEvent(t, me, ssntp.ConcentratorInstanceAdded, testutil.CNCIAddedPayload(cnci, tenantA))
+	// The worker handles frames in order: once the next one's event is
+	// written, the announcement has been handled.
+	fs.SendEvent(t, me, ssntp.NodeConnected, testutil.NodeConnectedPayload(node, payloads.NetworkNode))
+	waitFor(t, "NodeConnected handled", func() bool {
+		es, _ := store.Events(ctx, "")
+		for _, e := range es {
+			if strings.HasPrefix(e.Message, "Node connected "+node) {
+				return true
+			}
+		}
+		return false
+	})
+	if cn, err := store.CNCI(ctx, tenantA); err != nil || cn.State != CNCIDeleting {
+		t.Fatalf("CNCI being deleted after its announcement: %+v %v", cn, err)
+	}
+	fs.SendEvent(t, me, ssntp.InstanceDeleted, testutil.InstanceDeletedPayload(cnci))
+	waitFor(t, "CNCI record gone", func() bool {
+		_, err := store.CNCI(ctx, tenantA)
+		return errors.Is(err, datastore.ErrNotFound)
+	})
+	waitFor(t, "CNCI Deleted event", func() bool {
+		es, _ := store.Events(ctx, tenantA)
+		for _, e := range es {
+			if strings.HasPrefix(e.Message, "CNCI Deleted "+cnci) {
+				return true
+			}
+		}
+		return false
+	})
+	// Nothing is left to retry.
+	fs.Nothing(t, ssntp.COMMAND, uint8(ssntp.DELETE), cfg.CNCITimeout)
 }
