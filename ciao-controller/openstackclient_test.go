@@ -94,7 +94,7 @@ func (c osClient) json(v any, args ...string) {
 
 // batch runs commands in one interactive openstack process (one Python
 // start instead of one per command) and returns what each printed as
-// JSON, in order: every command but those of noJSON gets -f json. The
+// JSON, in order: every command but the set ones gets -f json. The
 // commands must all succeed unless wantErr is set, in which case stderr
 // must contain it.
 func (c osClient) batch(wantErr string, cmds ...string) []json.RawMessage {
@@ -102,7 +102,7 @@ func (c osClient) batch(wantErr string, cmds ...string) []json.RawMessage {
 	var in strings.Builder
 	for _, cmd := range cmds {
 		in.WriteString(cmd)
-		if !strings.HasPrefix(cmd, "quota set") && !strings.HasPrefix(cmd, "server delete") {
+		if !strings.HasPrefix(cmd, "quota set") && !strings.HasPrefix(cmd, "image set") {
 			in.WriteString(" -f json")
 		}
 		in.WriteString("\n")
@@ -145,8 +145,9 @@ func (c osClient) ok(args ...string) {
 // command-line client (python3-openstackclient), unchanged: it logs in
 // against the built-in Keystone subset over HTTPS, finds compute and
 // image in the catalog, and runs the token, project, flavor, image (with
-// upload and download) and server (create, show, stop, start, delete)
-// commands a user runs, finds and deletes a server by name, reads quotas,
+// upload, download, rename and properties) and server (create, show,
+// stop, start, delete) commands a user runs, finds and deletes a server
+// by name, reads quotas,
 // limits, usage and key pairs as a member, and sets quotas, lists
 // hypervisors and every project's usage as an admin. The controller runs
 // in-process with the real ciao-scheduler binary and a fake launcher.
@@ -287,9 +288,14 @@ func TestOpenStackClient(t *testing.T) {
 	if len(imgs) != 1 || imgs[0].ID != img.ID || imgs[0].Name != "osc-disk" || imgs[0].Status != "active" {
 		t.Errorf("image list: %+v", imgs)
 	}
-	osc.json(&img, "image", "show", img.ID)
-	if img.Status != "active" || img.Size != len(data) || img.Checksum != fmt.Sprintf("%x", md5.Sum(data)) {
-		t.Errorf("image show: %+v", img)
+	var shown struct {
+		image
+		Properties map[string]any `json:"properties"`
+	}
+	decodeAll(t, osc.batch("", "image set --name osc-disk-2 --property os_distro=clear "+img.ID, "image show "+img.ID), &shown)
+	if shown.Status != "active" || shown.Size != len(data) || shown.Checksum != fmt.Sprintf("%x", md5.Sum(data)) ||
+		shown.Name != "osc-disk-2" || shown.Properties["os_distro"] != "clear" {
+		t.Errorf("image show after image set: %+v", shown)
 	}
 
 	type server struct {

@@ -61,6 +61,9 @@ func (f *authzFixture) do(t *testing.T, method, path, token, body string) (*http
 	if token != "" {
 		req.Header.Set("X-Auth-Token", token)
 	}
+	if method == http.MethodPatch {
+		req.Header.Set("Content-Type", images.PatchMediaType)
+	}
 	resp, err := f.srv.Client().Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -334,6 +337,8 @@ func TestAuthzMatrix(t *testing.T) {
 			memberA: created, memberB: created, admin: created},
 		{method: "GET", template: "/v2/images", path: fixed("/v2/images"), memberA: ok, memberB: ok, admin: ok, leak: true},
 		{method: "GET", template: "/v2/images/{id}", path: image(""), memberA: ok, memberB: forbidden, admin: ok},
+		{method: "PATCH", template: "/v2/images/{id}", body: `[{"op":"add","path":"/k","value":"v"}]`, path: image(""),
+			memberA: ok, memberB: forbidden, admin: ok},
 		{method: "DELETE", template: "/v2/images/{id}", path: freshImage(""), memberA: noContent, memberB: forbidden, admin: noContent},
 		{method: "PUT", template: "/v2/images/{id}/file", body: "data", path: freshImage("/file"),
 			memberA: noContent, memberB: forbidden, admin: noContent},

@@ -3,6 +3,7 @@ package datastore
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 )
@@ -31,6 +32,9 @@ type Image struct {
 	Owner           string // tenant id
 	CreatedAt       int64  // Unix nanoseconds
 	UpdatedAt       int64
+	// Properties are the image's additional properties (OpenStack's
+	// custom key/value metadata); nil when it has none.
+	Properties map[string]string
 }
 
 // ImageStore keeps image metadata. *SQLite implements it. It is separate
@@ -47,13 +51,28 @@ type ImageStore interface {
 
 var _ ImageStore = (*SQLite)(nil)
 
-const imageCols = `id, name, status, disk_format, container_format, size, checksum, hash_algo, hash_value, visibility, owner, created_at, updated_at`
+const imageCols = `id, name, status, disk_format, container_format, size, checksum, hash_algo, hash_value, visibility, owner, created_at, updated_at, properties`
 
 func scanImage(sc interface{ Scan(...any) error }) (Image, error) {
 	var i Image
+	var props string
 	err := sc.Scan(&i.ID, &i.Name, &i.Status, &i.DiskFormat, &i.ContainerFormat, &i.Size, &i.Checksum,
-		&i.HashAlgo, &i.HashValue, &i.Visibility, &i.Owner, &i.CreatedAt, &i.UpdatedAt)
+		&i.HashAlgo, &i.HashValue, &i.Visibility, &i.Owner, &i.CreatedAt, &i.UpdatedAt, &props)
+	if err == nil && props != "" && props != "{}" {
+		if err = json.Unmarshal([]byte(props), &i.Properties); err != nil {
+			err = fmt.Errorf("image %s properties: %w", i.ID, err)
+		}
+	}
 	return i, err
+}
+
+// propertiesJSON is the properties column's text.
+func propertiesJSON(p map[string]string) string {
+	if len(p) == 0 {
+		return "{}"
+	}
+	b, _ := json.Marshal(p) // a map[string]string always marshals
+	return string(b)
 }
 
 // CreateImage implements ImageStore.
@@ -61,9 +80,9 @@ func (s *SQLite) CreateImage(ctx context.Context, i Image) error {
 	if i.ID == "" || i.Status == "" {
 		return fmt.Errorf("create image: id and status are required: %w", ErrInvalid)
 	}
-	_, err := s.w.ExecContext(ctx, `INSERT INTO images (`+imageCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err := s.w.ExecContext(ctx, `INSERT INTO images (`+imageCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		i.ID, i.Name, i.Status, i.DiskFormat, i.ContainerFormat, i.Size, i.Checksum, i.HashAlgo, i.HashValue,
-		i.Visibility, i.Owner, i.CreatedAt, i.UpdatedAt)
+		i.Visibility, i.Owner, i.CreatedAt, i.UpdatedAt, propertiesJSON(i.Properties))
 	if isConstraint(err) {
 		return fmt.Errorf("create image %s: %w", i.ID, ErrExists)
 	}
@@ -121,9 +140,9 @@ func (s *SQLite) UpdateImage(ctx context.Context, id string, fn func(*Image) err
 			return err
 		}
 		_, err = tx.ExecContext(ctx, `UPDATE images SET name = ?, status = ?, disk_format = ?, container_format = ?,
-			size = ?, checksum = ?, hash_algo = ?, hash_value = ?, visibility = ?, owner = ?, updated_at = ? WHERE id = ?`,
+			size = ?, checksum = ?, hash_algo = ?, hash_value = ?, visibility = ?, owner = ?, updated_at = ?, properties = ? WHERE id = ?`,
 			i.Name, i.Status, i.DiskFormat, i.ContainerFormat, i.Size, i.Checksum, i.HashAlgo, i.HashValue,
-			i.Visibility, i.Owner, i.UpdatedAt, id)
+			i.Visibility, i.Owner, i.UpdatedAt, propertiesJSON(i.Properties), id)
 		if err != nil {
 			return fmt.Errorf("update image %s: %w", id, err)
 		}

@@ -1,6 +1,8 @@
 // Package images is ciao-controller's image service: the OpenStack image
-// v2 subset (create, upload, list, show, download, delete) with the data
-// on local disk and the metadata in the datastore.
+// v2 subset (create, upload, list, show, update, download, delete) with
+// the data on local disk and the metadata in the datastore. Update is
+// PATCH with a JSON patch (patch.go): name, visibility, formats while
+// queued, and additional properties.
 //
 // Layout: the data of image <id> is the file <Dir>/<id>, the name a
 // launcher's image cache uses too (launcher spec, backing images), so a
@@ -17,7 +19,8 @@
 //
 // Visibility: a caller sees public images and its own tenant's images;
 // admins see all. Another tenant's private image is 403. Only admins
-// create public images. Only the owner or an admin uploads or deletes.
+// create public images. Only the owner or an admin uploads, updates or
+// deletes; only an admin makes an image public.
 //
 // Errors are the OpenStack error object:
 //
@@ -149,6 +152,7 @@ func (s *Service) Register(r *mux.Router, wrap func(Handler) http.Handler) {
 	r.Handle("/v2/images", wrap(s.list)).Methods(http.MethodGet)
 	r.Handle("/v2/images/{id}", wrap(s.show)).Methods(http.MethodGet)
 	r.Handle("/v2/images/{id}", wrap(s.delete)).Methods(http.MethodDelete)
+	r.Handle("/v2/images/{id}", wrap(s.patch)).Methods(http.MethodPatch) // patch.go
 	r.Handle("/v2/images/{id}/file", wrap(s.upload)).Methods(http.MethodPut)
 	r.Handle("/v2/images/{id}/file", wrap(s.download)).Methods(http.MethodGet)
 }
@@ -179,6 +183,29 @@ type imageJSON struct {
 	Self            string   `json:"self"`
 	File            string   `json:"file"`
 	Schema          string   `json:"schema"`
+	// Props are the additional properties, top-level keys of the image
+	// object as in Glance (MarshalJSON).
+	Props map[string]string `json:"-"`
+}
+
+// MarshalJSON writes the image with its additional properties as
+// top-level keys (patch.go keeps them from shadowing the core ones).
+func (j imageJSON) MarshalJSON() ([]byte, error) {
+	type plain imageJSON
+	b, err := json.Marshal(plain(j))
+	if err != nil || len(j.Props) == 0 {
+		return b, err
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, err
+	}
+	for k, v := range j.Props {
+		if _, core := m[k]; !core {
+			m[k] = v
+		}
+	}
+	return json.Marshal(m)
 }
 
 func orNull(s string) *string {
@@ -197,7 +224,7 @@ func toJSON(i datastore.Image) imageJSON {
 		ContainerFormat: orNull(i.ContainerFormat), Checksum: orNull(i.Checksum),
 		HashAlgo: orNull(i.HashAlgo), HashValue: orNull(i.HashValue), Visibility: i.Visibility,
 		Owner: i.Owner, Tags: []string{}, CreatedAt: stamp(i.CreatedAt), UpdatedAt: stamp(i.UpdatedAt),
-		Self: "/v2/images/" + i.ID, File: "/v2/images/" + i.ID + "/file", Schema: "/v2/schemas/image"}
+		Self: "/v2/images/" + i.ID, File: "/v2/images/" + i.ID + "/file", Schema: "/v2/schemas/image", Props: i.Properties}
 	if i.Size >= 0 {
 		size := i.Size
 		j.Size = &size
@@ -492,6 +519,8 @@ func fail(w http.ResponseWriter, r *http.Request, err error) {
 		code = http.StatusConflict
 	case errors.Is(err, ErrTooLarge):
 		code = http.StatusRequestEntityTooLarge
+	case errors.Is(err, ErrUnsupportedMedia):
+		code = http.StatusUnsupportedMediaType
 	case errors.Is(err, datastore.ErrInvalid):
 		code = http.StatusBadRequest
 	}
