@@ -128,7 +128,9 @@ func (c *Controller) resendPending(ctx context.Context, now time.Time) {
 		var cn datastore.CNCI
 		if c.cfg.Network {
 			if cn, err = c.store.CNCI(ctx, in.TenantID); err != nil || cn.State != CNCIActive || cn.IP == "" {
-				glog.Warningf("START of %s not re-sent: tenant %s has no active CNCI", in.ID, in.TenantID)
+				if failed++; failed == 1 {
+					glog.Warningf("START of %s not re-sent: tenant %s has no active CNCI", in.ID, in.TenantID)
+				}
 				continue
 			}
 		}

@@ -236,3 +236,46 @@ func TestCNCIDeletionResumed(t *testing.T) {
 	// Nothing is left to retry.
 	fs.Nothing(t, ssntp.COMMAND, uint8(ssntp.DELETE), cfg.CNCITimeout)
 }
+
+// TestCNCIGoneUnasked: InstanceDeleted for a tenant's active CNCI (its
+// network node was evacuated, say) removes the record, with a warning
+// event, so that the tenant's next request starts a new CNCI.
+func TestCNCIGoneUnasked(t *testing.T) {
+	fs := testutil.NewFakeServer(t)
+	store := datastore.NewMemory()
+	t.Cleanup(func() { store.Close() })
+	ctx := context.Background()
+	if err := SeedWorkloads(ctx, store); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := store.EnsureTenant(ctx, datastore.Tenant{ID: tenantA, CNCIMAC: testutil.CNCIMAC}); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.PutCNCI(ctx, datastore.CNCI{TenantID: tenantA, ID: testutil.CNCIUUID, MAC: testutil.CNCIMAC, IP: testutil.CNCIIP, State: CNCIActive}); err != nil {
+		t.Fatal(err)
+	}
+	sc := testutil.TestCerts(t).Config(t, ssntp.Controller)
+	sc.Port = fs.Port()
+	cfg := NewConfig(store, sc)
+	cfg.Network = true
+	ctl, err := New(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ctl.Close() })
+	fs.NextConnect(t)
+	fs.SendEvent(t, ctl.client.UUID(), ssntp.InstanceDeleted, testutil.InstanceDeletedPayload(testutil.CNCIUUID))
+	waitFor(t, "CNCI record gone", func() bool {
+		_, err := store.CNCI(ctx, tenantA)
+		return errors.Is(err, datastore.ErrNotFound)
+	})
+	waitFor(t, "warning event", func() bool {
+		es, _ := store.Events(ctx, tenantA)
+		for _, e := range es {
+			if e.Type == datastore.EventWarn && strings.HasPrefix(e.Message, "CNCI Deleted "+testutil.CNCIUUID+": gone from its node unasked") {
+				return true
+			}
+		}
+		return false
+	})
+}
