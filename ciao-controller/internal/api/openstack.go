@@ -11,7 +11,7 @@ package api
 //	GET /v2.1/{tenant}/os-simple-tenant-usage[/{project}]            openstack usage list / show
 //	GET /v2.1/{tenant}/os-keypairs                                   openstack keypair list (always empty)
 //	GET /v2.1/{tenant}/os-hypervisors[/detail|/{id}] (admin)         openstack hypervisor list / show
-//	GET /v2.1/{tenant}/servers[?name=]                               server lookup by name
+//	GET /v2.1/{tenant}/servers[?name=&status=&flavor=]               server lookup by name
 //
 // All are project-scoped like the rest of the compute API: the token must
 // be of {tenant} (or an admin's). A {project} other than the caller's own
@@ -544,34 +544,65 @@ func (s *server) showHypervisor(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"hypervisor": h})
 }
 
-// serverFilter is the name filter of a server listing: ?name= is a
-// regular expression matched anywhere in the name, as in Nova. Other
-// filters OpenStack clients send (status, flavor, image, changes-since,
-// all_tenants, …) are ignored.
+// novaStatus maps Nova's server statuses to instance states (§4.8).
+var novaStatus = map[string]string{"ACTIVE": datastore.StateActive, "BUILD": datastore.StatePending, "SHUTOFF": datastore.StateExited}
+
+// serverFilter is the filter of a server listing, nil for none: ?name= is
+// a regular expression matched anywhere in the name, as in Nova;
+// ?status= an instance state or its Nova name (ACTIVE, BUILD, SHUTOFF),
+// any case; ?flavor= a workload id. Other filters OpenStack clients send
+// (image, changes-since, all_tenants, …) are ignored.
 func serverFilter(r *http.Request) (func(datastore.Instance) bool, error) {
-	name := r.URL.Query().Get("name")
-	if name == "" {
+	q := r.URL.Query()
+	name, status, flavor := q.Get("name"), q.Get("status"), q.Get("flavor")
+	if name == "" && status == "" && flavor == "" {
 		return nil, nil
 	}
 	re, err := regexp.Compile(name)
 	if err != nil {
 		return nil, fmt.Errorf("name=%q is not a regular expression: %v", name, err)
 	}
-	return func(in datastore.Instance) bool { return re.MatchString(in.Name) }, nil
+	if st, ok := novaStatus[strings.ToUpper(status)]; ok {
+		status = st
+	}
+	return func(in datastore.Instance) bool {
+		return re.MatchString(in.Name) && (status == "" || strings.EqualFold(in.State, status)) &&
+			(flavor == "" || in.WorkloadID == flavor)
+	}, nil
 }
 
 // listServerRefs is GET /servers: {"servers":[{"id","name","links"}]},
-// with the name filter and paging of servers/detail.
+// with the filters and paging of servers/detail.
 func (s *server) listServerRefs(w http.ResponseWriter, r *http.Request) {
 	match, err := serverFilter(r)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	p, err := s.cfg.Store.Instances(r.Context(), datastore.InstanceQuery{TenantID: mux.Vars(r)["tenant"]})
+	ins, _, ok := s.matching(w, r, datastore.InstanceQuery{TenantID: mux.Vars(r)["tenant"]}, match)
+	if !ok {
+		return
+	}
+	type ref struct {
+		ID    string `json:"id"`
+		Name  string `json:"name"`
+		Links []any  `json:"links"`
+	}
+	out := make([]ref, 0, len(ins))
+	for _, in := range ins {
+		out = append(out, ref{ID: in.ID, Name: in.Name, Links: []any{}})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"servers": out})
+}
+
+// matching reads q's instances, keeps those match keeps (all when nil)
+// and applies marker, offset and limit to them; total counts the kept
+// ones (after the marker, if any: §6.2.2). On false the error is written.
+func (s *server) matching(w http.ResponseWriter, r *http.Request, q datastore.InstanceQuery, match func(datastore.Instance) bool) (ins []datastore.Instance, total int, ok bool) {
+	p, err := s.cfg.Store.Instances(r.Context(), q)
 	if err != nil {
 		fail(w, r, err)
-		return
+		return nil, 0, false
 	}
 	ids := make([]string, 0, len(p.Instances))
 	kept := make([]datastore.Instance, 0, len(p.Instances))
@@ -583,44 +614,21 @@ func (s *server) listServerRefs(w http.ResponseWriter, r *http.Request) {
 	}
 	lo, hi, ok := page(w, r, ids)
 	if !ok {
-		return
+		return nil, 0, false
 	}
-	type ref struct {
-		ID    string `json:"id"`
-		Name  string `json:"name"`
-		Links []any  `json:"links"`
+	total = len(kept)
+	if r.URL.Query().Get("marker") != "" {
+		total -= lo
 	}
-	out := make([]ref, 0, hi-lo)
-	for _, in := range kept[lo:hi] {
-		out = append(out, ref{ID: in.ID, Name: in.Name, Links: []any{}})
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"servers": out})
+	return kept[lo:hi], total, true
 }
 
-// serveMatching is serveInstances for the instances match keeps: paging
-// applies to them, and total_servers counts them.
+// serveMatching is serveInstances for the instances match keeps.
 func (s *server) serveMatching(w http.ResponseWriter, r *http.Request, q datastore.InstanceQuery, match func(datastore.Instance) bool) {
-	p, err := s.cfg.Store.Instances(r.Context(), q)
-	if err != nil {
-		fail(w, r, err)
-		return
-	}
-	ids := make([]string, 0, len(p.Instances))
-	kept := make([]datastore.Instance, 0, len(p.Instances))
-	for _, in := range p.Instances {
-		if match(in) {
-			ids = append(ids, in.ID)
-			kept = append(kept, in)
-		}
-	}
-	lo, hi, ok := page(w, r, ids)
+	ins, total, ok := s.matching(w, r, q, match)
 	if !ok {
 		return
 	}
-	total := len(kept)
-	if r.URL.Query().Get("marker") != "" {
-		total -= lo // all matches after the marker (§6.2.2)
-	}
 	img := imageOf{s: s.cfg.Store}
-	writeServers(w, total, kept[lo:hi], func(wl string) string { return img.get(r.Context(), wl) })
+	writeServers(w, total, ins, func(wl string) string { return img.get(r.Context(), wl) })
 }

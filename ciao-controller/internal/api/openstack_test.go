@@ -226,8 +226,13 @@ func TestServerNames(t *testing.T) {
 		{"?name=%5Edb%24", "db"}, // ^db$
 		{"?name=nomatch", ""},
 		{"?name=web&limit=1", "web"},
-		// Filters the client may send and the controller ignores.
-		{"?name=db&status=ACTIVE&flavor=x&image=y&changes-since=2020-01-01T00:00:00Z&all_tenants=1", "db"},
+		// Status (Nova's names too) and flavor are honoured, the rest
+		// the client may send ignored.
+		{"?name=db&status=BUILD&flavor=" + controller.WorkloadClear + "&image=y&changes-since=2020-01-01T00:00:00Z&all_tenants=1", "db"},
+		{"?name=db&status=pending", "db"},
+		{"?name=db&status=ACTIVE", ""},
+		{"?name=db&status=nonsense", ""},
+		{"?flavor=" + unknown, ""},
 	} {
 		got := names(base + c.query)
 		if c.want == "3" {
