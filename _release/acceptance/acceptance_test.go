@@ -1,6 +1,7 @@
 // Package acceptance is the acceptance suite of a running Ciao cluster,
 // after the 2016 BAT: it drives the cluster only through ciao-cli, as the
-// demo tenant and as the cloud admin, and checks tenants, workloads,
+// demo tenant and as the cloud admin, and checks tenants, workloads (and
+// one created from a YAML definition),
 // launching many instances, list, stop/restart/delete, events, nodes,
 // quotas (usage and limits), the tenant's CNCI, evacuating a node and daemons killed with
 // SIGKILL. It also checks that the dev cluster's teardown leaves nothing
@@ -23,6 +24,9 @@ import (
 	"errors"
 	"net"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -234,6 +238,60 @@ func TestStartEveryWorkload(t *testing.T) {
 		t.Run(w.Description, func(t *testing.T) {
 			c.launch(t, w.ID, 1)
 		})
+	}
+}
+
+// TestWorkloadFromYAML: a docker workload defined in a YAML file (2017
+// form, cloud-init beside it) is created through ciao-cli as the demo
+// tenant, one instance of it becomes active, and the container runs for
+// real with that cloud-init: its runcmd wrote the marker the test reads
+// with docker exec. The workload is deleted at the end.
+func TestWorkloadFromYAML(t *testing.T) {
+	c := setup(t)
+	if !hasCommand(c.demo, "workload", "create") {
+		t.Skip("ciao-cli has no workload create")
+	}
+	if _, err := exec.LookPath("docker"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("docker CLI missing")
+		}
+		t.Skip("docker CLI missing: cannot look at the container")
+	}
+	dir := t.TempDir()
+	marker := "made-from-yaml"
+	ci := "#cloud-config\nruncmd:\n  - [ /bin/sh, -c, \"echo " + marker + " > /tmp/ciao-marker; while true; do sleep 60; done\" ]\n"
+	if err := os.WriteFile(filepath.Join(dir, "busybox.yaml"), []byte(ci), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	def := filepath.Join(dir, "workload.yaml")
+	if err := os.WriteFile(def, []byte(`description: "Busybox from YAML (acceptance)"
+vm_type: docker
+image_name: `+devcluster.ContainerImage+`
+requirements:
+  vcpus: 1
+  mem_mb: 64
+cloud_init: busybox.yaml
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`^Created new workload: ([0-9a-f-]{36})\n$`).FindStringSubmatch(run(t, c.demo, "workload", "create", "-yaml", def))
+	if m == nil {
+		t.Fatal("workload create printed no id")
+	}
+	id := m[1]
+	// Registered after launch's cleanup, so it runs after the instance is
+	// gone (cleanups run last registered first).
+	t.Cleanup(func() {
+		if _, err := c.demo.Run(context.Background(), "workload", "delete", "-workload", id); err != nil {
+			t.Errorf("workload delete: %v", err)
+		}
+	})
+	ins := c.launch(t, id, 1)[0]
+	// The launcher names an instance's container ciao-<instance id>
+	// (ciao-launcher/internal/driver/docker.ContainerName).
+	out, err := exec.Command("docker", "exec", "ciao-"+ins, "cat", "/tmp/ciao-marker").CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != marker {
+		t.Fatalf("container ciao-%s: %q %v, want the marker %s its cloud-init wrote", ins, out, err, marker)
 	}
 }
 

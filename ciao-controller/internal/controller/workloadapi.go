@@ -231,11 +231,12 @@ func (s WorkloadSpec) Build(tenantID string) (datastore.Workload, error) {
 			return w, specErr("a docker workload needs image_name (e.g. ubuntu:latest)")
 		case len(s.ImageName) > maxImageName || !plainName(s.ImageName):
 			return w, specErr("image_name %q is not an image reference", s.ImageName)
-		case s.FWType != "":
-			return w, specErr("fw_type %q: a docker workload has no firmware; leave fw_type empty", s.FWType)
+		case s.FWType != "" && s.FWType != string(payloads.FirmwareEFI) && s.FWType != string(payloads.FirmwareLegacy):
+			return w, specErr("unknown fw_type %q, want efi, legacy or none (a docker workload has no firmware)", s.FWType)
 		case len(s.Storage) > 0:
 			return w, specErr("a docker workload takes no disks")
 		}
+		w.FWType = "" // 2017 definitions often name one; a container has none
 		if s.ImageID != "" {
 			if _, err := uuid.Parse(s.ImageID); err != nil {
 				return w, specErr("image_id %q is not a UUID", s.ImageID)

@@ -53,6 +53,10 @@ func TestWorkloadSpecBuild(t *testing.T) {
 	if k.ImageID != specImage || k.FWType != "legacy" || len(k.Storage) != 1 || !k.Storage[0].Bootable {
 		t.Errorf("bootable disk: %+v", k)
 	}
+	s, _ := ParseWorkloadSpec([]byte(strings.Replace(specDocker, `"vm_type"`, `"fw_type":"legacy","vm_type"`, 1)))
+	if w, err := s.Build(""); err != nil || w.FWType != "" {
+		t.Errorf("docker with fw_type legacy: %+v %v, want it accepted without firmware", w, err)
+	}
 	if v := ViewOf(d); v.Visibility != "private" || v.Requirements != (WorkloadRequirements{1, 64, 10}) || v.ImageName != "debian:latest" {
 		t.Errorf("view: %+v", v)
 	}
@@ -84,7 +88,7 @@ func TestWorkloadSpecRefused(t *testing.T) {
 		{mod(specQEMU, `"fw_type"`, `"image_name":"x","fw_type"`), "image_name is for docker"},
 		{mod(specDocker, `"image_name":"debian:latest",`, ``), "docker workload needs image_name"},
 		{mod(specDocker, `debian:latest`, `debian latest`), "not an image reference"},
-		{mod(specDocker, `"vm_type"`, `"fw_type":"efi","vm_type"`), "no firmware"},
+		{mod(specDocker, `"vm_type"`, `"fw_type":"bios","vm_type"`), "docker workload has no firmware"},
 		{mod(specDocker, `"vm_type"`, `"image_id":"x","vm_type"`), "not a UUID"},
 		{mod(specDocker, `"vm_type"`, `"storage":[{"source_type":"image","source_id":"`+specImage+`","bootable":true}],"vm_type"`), "takes no disks"},
 		{mod(specQEMU, `"vcpus":2`, `"vcpus":0`), "vcpus 0 not in"},
