@@ -17,7 +17,8 @@ package api
 // in {"workload": ...} or {"workloads": [...]}. A create answers 201 with
 // a Location header. Errors: 400 a refused definition (the message says
 // which field and why), 403 deleting a public workload through a tenant
-// path or an internal one, 404 unknown or another tenant's private
+// path or an internal one, or a tenant's private workload beyond
+// controller.MaxPrivateWorkloads, 404 unknown or another tenant's private
 // workload, 409 deleting a workload that instances still use (nothing is
 // deleted), 413 oversized body.
 

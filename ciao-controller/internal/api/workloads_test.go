@@ -318,3 +318,22 @@ func TestWorkloadsAPIRestart(t *testing.T) {
 		t.Errorf("START after restart: %+v", s)
 	}
 }
+
+// TestWorkloadsAPITenantCap: a tenant's private workloads are bounded
+// (403, nothing stored); other tenants and public workloads are not
+// affected, and a delete makes room again.
+func TestWorkloadsAPITenantCap(t *testing.T) {
+	e := newEnv(t)
+	var last controller.WorkloadView
+	for range controller.MaxPrivateWorkloads {
+		last = e.newWorkload(t, "/"+tenantA+"/workloads", "tokA", wlDocker)
+	}
+	out := e.expect(t, "POST", "/"+tenantA+"/workloads", "tokA", wlDocker, http.StatusForbidden)
+	if !strings.Contains(out, fmt.Sprintf("has %d private workloads, the most allowed", controller.MaxPrivateWorkloads)) {
+		t.Errorf("403 body %s", out)
+	}
+	e.newWorkload(t, "/"+tenantB+"/workloads", "tokB", wlDocker)
+	e.newWorkload(t, "/workloads", "admin", wlDocker)
+	e.expect(t, "DELETE", "/"+tenantA+"/workloads/"+last.ID, "tokA", "", http.StatusNoContent)
+	e.newWorkload(t, "/"+tenantA+"/workloads", "tokA", wlDocker)
+}

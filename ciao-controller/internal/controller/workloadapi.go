@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"unicode"
 	"unicode/utf8"
 
@@ -40,12 +41,15 @@ var (
 
 // Bounds of a workload definition.
 const (
-	MaxWorkloadVCPUs       = 1024
-	MaxWorkloadMemMB       = 4 << 20 // 4 TiB
-	MaxWorkloadDiskMB      = 1 << 30
-	maxDescription         = 256
-	maxImageName           = 255
-	maxWorkloadDisks       = 16
+	MaxWorkloadVCPUs  = 1024
+	MaxWorkloadMemMB  = 4 << 20 // 4 TiB
+	MaxWorkloadDiskMB = 1 << 30
+	maxDescription    = 256
+	maxImageName      = 255
+	maxWorkloadDisks  = 16
+	// MaxPrivateWorkloads bounds each tenant's private workloads (every
+	// workload is held in memory by the store).
+	MaxPrivateWorkloads    = 100
 	workloadSourceImage    = "image"
 	workloadSourceVolume   = "volume"
 	defaultQemuFirmware    = "legacy"
@@ -312,10 +316,16 @@ func (s WorkloadSpec) buildQEMU(w *datastore.Workload) error {
 	return nil
 }
 
+// privateCreate serializes private workload creates, so that the
+// MaxPrivateWorkloads check and the insert are one step. Creates are
+// rare; one lock for every Controller of the process is enough.
+var privateCreate sync.Mutex
+
 // CreateWorkload checks spec and stores it as a new workload of tenantID
 // ("" = public), which it returns with its new id. A private workload's
 // tenant is registered if new (without a CNCI: that comes with its first
-// instance). Errors wrap ErrWorkloadSpec for a refused definition.
+// instance). Errors wrap ErrWorkloadSpec for a refused definition and
+// datastore.ErrQuota beyond MaxPrivateWorkloads.
 func (c *Controller) CreateWorkload(ctx context.Context, tenantID string, spec WorkloadSpec) (datastore.Workload, error) {
 	w, err := spec.Build(tenantID)
 	if err != nil {
@@ -327,6 +337,24 @@ func (c *Controller) CreateWorkload(ctx context.Context, tenantID string, spec W
 		} else if created {
 			glog.Infof("registered tenant %s", tenantID)
 			c.event(ctx, tenantID, datastore.EventInfo, "Registered tenant "+tenantID)
+		}
+	}
+	if tenantID != "" {
+		privateCreate.Lock()
+		defer privateCreate.Unlock()
+		ws, err := c.store.Workloads(ctx, datastore.WorkloadFilter{TenantID: tenantID})
+		if err != nil {
+			return w, fmt.Errorf("create workload: %w", err)
+		}
+		n := 0
+		for _, x := range ws {
+			if x.TenantID == tenantID {
+				n++
+			}
+		}
+		if n >= MaxPrivateWorkloads {
+			return w, fmt.Errorf("create workload: tenant %s has %d private workloads, the most allowed; delete some first: %w",
+				tenantID, n, datastore.ErrQuota)
 		}
 	}
 	w.ID = uuid.Generate().String()
