@@ -38,7 +38,10 @@ import (
 // CNCITimeout), then starts a fresh CNCI; so a tenant never has two CNCIs
 // running. A timed-out CNCI whose node is unknown (its START may never
 // have reached a node) does not hold the tenant back: it stays in dying
-// and gets its DELETE if a node ever reports it.
+// and gets its DELETE if a node ever reports it. Nor does a deletion
+// whose node disconnected (NodeDisconnected): it is sent again once that
+// node reports the CNCI after coming back, and meanwhile the tenant may
+// get a new CNCI, the one case where two may run.
 
 // CNCI states stored in datastore.CNCI.State.
 const (
@@ -73,7 +76,9 @@ type cnciDeath struct {
 	node               string    // where DELETE goes; "" until a STATS names it
 	sent               time.Time // last DELETE sent; zero: none yet
 	tries              int
-	done               chan struct{}
+	lost               time.Time     // its node disconnected then; only later STATS name it again
+	done               chan struct{} // closed when the CNCI is gone
+	released           chan struct{} // closed (and replaced) when its node disconnects
 }
 
 // cncis tracks the launches and deletions in progress and what the idle
@@ -138,8 +143,9 @@ func (c *Controller) ensureCNCI(ctx context.Context, t datastore.Tenant) (datast
 		}
 		c.cnci.mu.Lock()
 		if d := c.cnci.blockingDeathLocked(t.ID); d != nil {
+			released := d.released
 			c.cnci.mu.Unlock()
-			if err := c.awaitDeath(ctx, d); err != nil {
+			if err := c.awaitDeath(ctx, d, released); err != nil {
 				return datastore.CNCI{}, nil, err
 			}
 			continue
@@ -199,13 +205,16 @@ func (c *Controller) releaseCNCI(tenant string) {
 	c.cnci.mu.Unlock()
 }
 
-// awaitDeath waits until d's CNCI is confirmed gone, at most CNCITimeout.
-func (c *Controller) awaitDeath(ctx context.Context, d *cnciDeath) error {
+// awaitDeath waits until d's CNCI is confirmed gone or its node
+// disconnects (released), at most CNCITimeout.
+func (c *Controller) awaitDeath(ctx context.Context, d *cnciDeath, released <-chan struct{}) error {
 	glog.Infof("tenant %s: waiting for the deletion of CNCI %s before starting a new one", d.tenant, d.id)
 	t := time.NewTimer(c.cfg.CNCITimeout)
 	defer t.Stop()
 	select {
 	case <-d.done:
+		return nil
+	case <-released:
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("waiting for the deletion of CNCI %s of %s: %w", d.id, d.tenant, ctx.Err())

@@ -19,8 +19,13 @@ import (
 
 // nodeOf is the node that last reported instance id in STATS, or "".
 func (c *Controller) nodeOf(ctx context.Context, id string) string {
+	return c.nodeSince(ctx, id, time.Time{})
+}
+
+// nodeSince is nodeOf counting only STATS received after since.
+func (c *Controller) nodeSince(ctx context.Context, id string, since time.Time) string {
 	st, err := c.store.InstanceStats(ctx, id)
-	if err != nil {
+	if err != nil || !st.Time.After(since) {
 		return ""
 	}
 	return st.NodeID
@@ -34,7 +39,7 @@ func (c *Controller) doomLocked(ctx context.Context, tenant, id, reason string) 
 	if d := c.cnci.dying[id]; d != nil {
 		return d
 	}
-	d := &cnciDeath{tenant: tenant, id: id, reason: reason, node: c.nodeOf(ctx, id), done: make(chan struct{})}
+	d := &cnciDeath{tenant: tenant, id: id, reason: reason, node: c.nodeOf(ctx, id), done: make(chan struct{}), released: make(chan struct{})}
 	c.cnci.dying[id] = d
 	if cn, err := c.store.CNCI(ctx, tenant); err == nil && cn.ID == id {
 		if err := c.store.DeleteCNCI(ctx, tenant); err != nil && !errors.Is(err, datastore.ErrNotFound) {
@@ -130,6 +135,23 @@ func (c *Controller) cnciInstanceDeleted(ctx context.Context, id string) bool {
 	return false
 }
 
+// cnciNodeGone: the deletions waiting on a node that disconnected stop
+// holding their tenants back (a node may never come back); each is
+// DELETEd again once a STATS received after now names its node.
+func (c *Controller) cnciNodeGone(node string, now time.Time) {
+	c.cnci.mu.Lock()
+	defer c.cnci.mu.Unlock()
+	for _, d := range c.cnci.dying {
+		if d.node != node {
+			continue
+		}
+		d.node, d.lost, d.sent, d.tries = "", now, time.Time{}, 0
+		close(d.released)
+		d.released = make(chan struct{})
+		glog.Warningf("tenant %s: node %s of CNCI %s being deleted disconnected; the tenant may get a new CNCI meanwhile", d.tenant, node, d.id)
+	}
+}
+
 // cnciDeleteFailure handles DeleteFailure for a CNCI being deleted:
 // no_instance means it is gone already; other reasons are logged and the
 // DELETE is retried. It reports whether id was being deleted.
@@ -180,7 +202,7 @@ func (c *Controller) resumeDeath(ctx context.Context, cn datastore.CNCI) *cnciDe
 		return nil
 	}
 	d := &cnciDeath{tenant: cn.TenantID, id: cn.ID, reason: "deletion resumed after a controller restart",
-		node: c.nodeOf(ctx, cn.ID), done: make(chan struct{})}
+		node: c.nodeOf(ctx, cn.ID), done: make(chan struct{}), released: make(chan struct{})}
 	c.cnci.dying[cn.ID] = d
 	return d
 }
@@ -221,7 +243,7 @@ func (c *Controller) idleCheck(ctx context.Context, cn datastore.CNCI, now time.
 		return nil
 	}
 	delete(c.cnci.idleSince, t)
-	d := &cnciDeath{tenant: t, id: cn.ID, node: node, done: make(chan struct{}),
+	d := &cnciDeath{tenant: t, id: cn.ID, node: node, done: make(chan struct{}), released: make(chan struct{}),
 		reason: fmt.Sprintf("tenant without instances for %v", c.cfg.CNCIIdle)}
 	c.cnci.dying[cn.ID] = d
 	glog.Infof("tenant %s: deleting idle CNCI %s on node %s", t, cn.ID, node)
@@ -238,7 +260,7 @@ func (c *Controller) retryCNCIDeletes(ctx context.Context, now time.Time) {
 	var due []*cnciDeath
 	for _, d := range c.cnci.dying {
 		if d.node == "" {
-			if d.node = c.nodeOf(ctx, d.id); d.node == "" {
+			if d.node = c.nodeSince(ctx, d.id, d.lost); d.node == "" {
 				continue
 			}
 		}

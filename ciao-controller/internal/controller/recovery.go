@@ -200,8 +200,10 @@ func (c *Controller) resentStartFailure(ctx context.Context, id, origin string, 
 	return nil
 }
 
-// nodeGone marks the instances of a disconnected node StateMissing.
+// nodeGone marks the instances of a disconnected node StateMissing and
+// releases the tenants waiting for a CNCI deletion on it.
 func (c *Controller) nodeGone(ctx context.Context, node string) error {
+	c.cnciNodeGone(node, time.Now())
 	p, err := c.store.Instances(ctx, datastore.InstanceQuery{NodeID: node})
 	if err != nil {
 		return fmt.Errorf("instances of node %s: %w", node, err)

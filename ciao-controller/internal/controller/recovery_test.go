@@ -279,3 +279,77 @@ func TestCNCIGoneUnasked(t *testing.T) {
 		return false
 	})
 }
+
+// TestCNCIDeletionNodeGone: a create waiting for the deletion of its
+// tenant's CNCI goes on when the CNCI's network node disconnects (it may
+// never come back) and gets a new CNCI; when the node reports the old
+// CNCI again, it gets its DELETE again.
+func TestCNCIDeletionNodeGone(t *testing.T) {
+	fs := testutil.NewFakeServer(t)
+	store := datastore.NewMemory()
+	t.Cleanup(func() { store.Close() })
+	ctx := context.Background()
+	if err := SeedWorkloads(ctx, store); err != nil {
+		t.Fatal(err)
+	}
+	const old, gone = testutil.CNCIUUID, testutil.NetAgentUUID
+	if _, _, err := store.EnsureTenant(ctx, datastore.Tenant{ID: tenantA, CNCIMAC: testutil.CNCIMAC}); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.PutCNCI(ctx, datastore.CNCI{TenantID: tenantA, ID: old, MAC: testutil.CNCIMAC, IP: testutil.CNCIIP, State: CNCIDeleting}); err != nil {
+		t.Fatal(err)
+	}
+	report := func() {
+		t.Helper()
+		if err := store.RecordStats(ctx, datastore.StatsReport{NodeID: gone, Instances: []datastore.InstanceStats{{InstanceID: old, NodeID: gone, State: payloads.InstanceActive}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	report()
+	sc := testutil.TestCerts(t).Config(t, ssntp.Controller)
+	sc.Port = fs.Port()
+	cfg := NewConfig(store, sc)
+	cfg.Network, cfg.CNCITimeout, cfg.CNCIIdle = true, 5*time.Second, 0
+	ctl, err := New(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ctl.Close() })
+	fs.NextConnect(t)
+	// A node for the new CNCI and the instance.
+	node := testutil.NewFakeAgent(t, fs.Port(), ssntp.AGENT|ssntp.NETAGENT)
+	fs.NextConnect(t)
+	if d := fs.NextDelete(t); d.InstanceUUID != old || d.WorkloadAgentUUID != gone {
+		t.Fatalf("DELETE %+v, want %s on %s", d, old, gone)
+	}
+	type result struct {
+		ins []datastore.Instance
+		err error
+	}
+	done := make(chan result, 1)
+	go func() { ins, err := ctl.Launch(ctx, tenantA, WorkloadClear, 1, ""); done <- result{ins, err} }()
+	// Waiting: no new CNCI while the old one may run.
+	node.Nothing(t, ssntp.COMMAND, uint8(ssntp.START), 200*time.Millisecond)
+	me := ctl.client.UUID()
+	fs.SendEvent(t, me, ssntp.NodeDisconnected, testutil.NodeDisconnectedPayload(gone, payloads.NetworkNode))
+	cs := node.NextStart(t)
+	if nn, _ := cs.NetworkNode(); !nn || cs.InstanceUUID == old || cs.TenantUUID != tenantA {
+		t.Fatalf("START %+v, want a new CNCI of %s", cs, tenantA)
+	}
+	fs.SendEvent(t, me, ssntp.ConcentratorInstanceAdded, testutil.CNCIAddedPayload(cs.InstanceUUID, tenantA))
+	r := <-done
+	if r.err != nil || len(r.ins) != 1 {
+		t.Fatalf("launch after the node went: %v %v", r.ins, r.err)
+	}
+	if s := node.NextStart(t); s.InstanceUUID != r.ins[0].ID || s.Networking.ConcentratorUUID != cs.InstanceUUID {
+		t.Fatalf("instance START %s with concentrator %s, want %s with %s", s.InstanceUUID, s.Networking.ConcentratorUUID, r.ins[0].ID, cs.InstanceUUID)
+	}
+	// The node comes back and reports the old CNCI: DELETE again.
+	report()
+	if d := fs.NextDelete(t); d.InstanceUUID != old || d.WorkloadAgentUUID != gone {
+		t.Fatalf("DELETE %+v, want %s on %s again", d, old, gone)
+	}
+	if cn, err := store.CNCI(ctx, tenantA); err != nil || cn.ID != cs.InstanceUUID || cn.State != CNCIActive {
+		t.Errorf("tenant CNCI %+v %v, want the new %s active", cn, err, cs.InstanceUUID)
+	}
+}
