@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 
 	"github.com/ciao-project/ciao/ciao-cli/internal/client"
@@ -113,12 +114,16 @@ func readLimited(path string) ([]byte, error) {
 	return b, nil
 }
 
+// unknownKey is yaml.v2's strict-mode complaint, which names a Go type.
+var unknownKey = regexp.MustCompile(`field (\S+) not found in type \S+`)
+
 // parseWorkloadYAML decodes a workload definition file's bytes. Unknown
 // keys are refused, so a misspelt key is not silently dropped.
 func parseWorkloadYAML(data []byte) (workloadFile, error) {
 	var wf workloadFile
 	if err := yaml.UnmarshalStrict(data, &wf); err != nil {
-		return wf, fmt.Errorf("not a workload definition: %v", err)
+		msg := unknownKey.ReplaceAllString(err.Error(), "unknown key $1")
+		return wf, fmt.Errorf("not a workload definition: %s", strings.TrimPrefix(msg, "yaml: "))
 	}
 	var rest workloadFile
 	d := yaml.NewDecoder(bytes.NewReader(data))

@@ -187,7 +187,7 @@ disks:
 		{[]string{"workload", "create"}, 2, "missing required -yaml parameter"},
 		{[]string{"workload", "create", "-yaml", filepath.Join(dir, "nope.yaml")}, 1, "no such file"},
 		{[]string{"workload", "create", "-yaml", bad("b1.yaml", "description: [unclosed\n")}, 1, "not a workload definition"},
-		{[]string{"workload", "create", "-yaml", bad("b2.yaml", "descripton: x\n")}, 1, "field descripton not found"},
+		{[]string{"workload", "create", "-yaml", bad("b2.yaml", "descripton: x\n")}, 1, "line 1: unknown key descripton"},
 		{[]string{"workload", "create", "-yaml", bad("b3.yaml", "description: x\nvm_type: docker\nrequirements: {vcpus: 1, mem_mb: 1}\n")}, 1, "cloud_init (the cloud-init file) is required"},
 		{[]string{"workload", "create", "-yaml", bad("b4.yaml", "description: x\ncloud_init: gone.yaml\nrequirements: {vcpus: 1, mem_mb: 1}\n")}, 1, "gone.yaml: no such file"},
 		{[]string{"workload", "create", "-yaml", bad("b5.yaml", "description: x\ncloud_init: debian.yaml\n")}, 1, "requirements (vcpus, mem_mb) are required"},
