@@ -43,7 +43,7 @@ func TestResendPending(t *testing.T) {
 	if _, err := store.UpdateInstances(ctx, []datastore.InstanceUpdate{{ID: old[1].ID, State: datastore.StateActive, NodeID: "n"}}); err != nil {
 		t.Fatal(err)
 	}
-	const grace = 200 * time.Millisecond
+	const grace = 300 * time.Millisecond
 	sc := testutil.TestCerts(t).Config(t, ssntp.Controller)
 	sc.Port = fs.Port()
 	cfg := NewConfig(store, sc)
