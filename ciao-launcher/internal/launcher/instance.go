@@ -240,12 +240,14 @@ func (in *instance) start(ctx context.Context) bool {
 	if err := os.Mkdir(in.dir, 0o755); err != nil {
 		return gone(payloads.StartInstanceExists, err)
 	}
-	// Not durable yet: see saveIntent. The durable save follows the launch.
-	if err := in.st.saveIntent(in.dir); err != nil {
+	// Not durable yet: see create. The durable commit follows the launch.
+	sf, err := in.st.create(in.dir)
+	if err != nil {
 		in.removeDir()
 		return gone(payloads.StartImageFailure, err)
 	}
 	if r, err := in.attachVnic(ctx); err != nil {
+		sf.close()
 		in.removeDir()
 		return gone(r, err)
 	}
@@ -255,6 +257,7 @@ func (in *instance) start(ctx context.Context) bool {
 		if r != payloads.StartLaunchFailure {
 			// Nothing of the instance may stay, its VNIC included
 			// (the 2016 launcher leaked it here).
+			sf.close()
 			in.l.destroyVnic(ctx, in.req, in.st.Kind)
 			in.removeDir()
 			return gone(r, err)
@@ -262,7 +265,7 @@ func (in *instance) start(ctx context.Context) bool {
 		// Keep the instance, exited, for a later RESTART (§6.1): durably,
 		// as the scheduler is told it exists.
 		glog.Errorf("launcher: START %s failed (%s): %v", in.id, r, err)
-		if err := in.st.save(in.dir); err != nil {
+		if err := sf.commit(in.st); err != nil {
 			glog.Errorf("launcher: instance %s: saving its state: %v", in.id, err)
 		}
 		in.running = false
@@ -272,7 +275,7 @@ func (in *instance) start(ctx context.Context) bool {
 	}
 	in.st.Handle = h
 	// The START's one durable save, before the instance is reported active.
-	if err := in.st.save(in.dir); err != nil {
+	if err := sf.commit(in.st); err != nil {
 		glog.Errorf("launcher: instance %s: saving its handle: %v (it will not be re-adopted)", in.id, err)
 	}
 	glog.Infof("launcher: instance %s running", in.id)

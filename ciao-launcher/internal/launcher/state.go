@@ -38,10 +38,17 @@ type instanceState struct {
 
 func statePath(dir string) string { return filepath.Join(dir, stateFileName) }
 
-// save writes the state file atomically and durably: once it returns, the
-// state, and the instance directory holding it, survive a power loss.
+// save replaces the state file atomically and durably (a temporary file
+// renamed over it): once it returns, the new state, and the instance
+// directory holding it, survive a power loss; until then the previous
+// state does. It is for instances whose previous state was acknowledged
+// (RESTART); a START writes its state with create and commit.
 func (s *instanceState) save(dir string) error {
-	if err := s.write(dir, true); err != nil {
+	b, err := s.encode()
+	if err != nil {
+		return err
+	}
+	if err := replaceFile(statePath(dir), b, 0o600, true); err != nil {
 		return err
 	}
 	// The directory's own entry in the state directory (made by START's
@@ -51,26 +58,78 @@ func (s *instanceState) save(dir string) error {
 	return nil
 }
 
-// saveIntent writes the state file atomically but not durably: a launcher
-// killed (SIGKILL, panic) after it returns finds it, as the kernel still
-// has it; a power loss before the next save may lose it. START writes its
-// record this way before launching, and durably (save) once it has the
-// handle: an instance is durable once it runs and before it is reported
-// active, at the cost of one durable save, not two. What a power loss in
-// between leaves (nothing, or a directory without a readable state) is an
-// instance that never reported active, whose VM or process the power loss
-// ended anyway; a container is found by label by -hard-reset.
-func (s *instanceState) saveIntent(dir string) error {
-	return s.write(dir, false)
+// create writes a new instance's first record (its START, no handle yet)
+// straight to the state file of its fresh directory, created with O_EXCL:
+// one file creation, no temporary file and no rename. It is not synced:
+// a launcher killed (SIGKILL, panic) after create returns finds it, as the
+// kernel has it; a power loss before commit may lose it. The file is left
+// open for commit, which the caller must call (or close the file).
+func (s *instanceState) create(dir string) (*stateFile, error) {
+	b, err := s.encode()
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(statePath(dir), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &stateFile{f: f, dir: dir, size: len(b)}, nil
 }
 
-func (s *instanceState) write(dir string, durable bool) error {
-	s.Version = stateVersion
-	b, err := json.MarshalIndent(s, "", "  ")
+// stateFile is a START's state file between create and commit.
+type stateFile struct {
+	f    *os.File
+	dir  string
+	size int // bytes written so far
+}
+
+// commit rewrites the record create wrote, in place, with s (now holding
+// the launch's handle), and makes it durable: the file, its entry in the
+// instance directory and the directory's entry in the state directory are
+// synced before commit returns, which is before the instance is reported
+// active. It closes the file.
+//
+// Rewriting in place, not through a temporary file and a rename, is safe
+// because nothing acknowledged depends on the record yet: a rewrite cut
+// short (a launcher killed within the write, a power loss before the sync)
+// leaves create's record or an unreadable state file, the same as a power
+// loss between create and commit did before (see scanInstances: an
+// unreadable directory is not adopted; -hard-reset removes it).
+func (sf *stateFile) commit(s *instanceState) error {
+	defer sf.f.Close()
+	b, err := s.encode()
 	if err != nil {
 		return err
 	}
-	return replaceFile(statePath(dir), b, 0o600, durable)
+	if _, err := sf.f.WriteAt(b, 0); err != nil {
+		return err
+	}
+	if len(b) < sf.size {
+		if err := sf.f.Truncate(int64(len(b))); err != nil {
+			return err
+		}
+	}
+	sf.size = len(b)
+	if err := sf.f.Sync(); err != nil {
+		return err
+	}
+	syncDir(sf.dir)
+	syncDir(filepath.Dir(filepath.Clean(sf.dir)))
+	return nil
+}
+
+// close abandons the file without committing it.
+func (sf *stateFile) close() { sf.f.Close() }
+
+// encode is the state file's content. Compact JSON: loadState reads the
+// indented files earlier launchers wrote as well.
+func (s *instanceState) encode() ([]byte, error) {
+	s.Version = stateVersion
+	return json.Marshal(s)
 }
 
 // loadState reads an instance's state file.

@@ -2,9 +2,11 @@ package launcher
 
 import (
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -48,10 +50,12 @@ func TestStateOfPreviousVersionLoads(t *testing.T) {
 	}
 }
 
-// TestStateSaves: the intent save (before the launch) and the durable save
-// (with the handle) each leave a complete state file and no temporary one;
-// an empty state file (an intent a power loss cut) makes the directory
-// unreadable, not an instance.
+// TestStateSaves: a START's first record (create, before the launch) and
+// its durable rewrite with the handle (commit), then a RESTART's atomic
+// save, each leave a complete state file and no temporary one; create
+// refuses an existing state file; a commit of a shorter record leaves no
+// trace of the longer one; an empty state file (an intent a power loss
+// cut) makes the directory unreadable, not an instance.
 func TestStateSaves(t *testing.T) {
 	root := t.TempDir()
 	dir := filepath.Join(root, simInstance)
@@ -59,19 +63,55 @@ func TestStateSaves(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := &instanceState{Kind: driver.KindSim, Start: testutil.StartPayload(testutil.StartInstance(simInstance))}
-	if err := st.saveIntent(dir); err != nil {
+	sf, err := st.create(dir)
+	if err != nil {
 		t.Fatal(err)
 	}
+	// What a launcher killed during the launch leaves.
 	got, err := loadState(dir)
 	if err != nil || got.Handle.Driver != "" || got.Kind != driver.KindSim {
-		t.Fatalf("after the intent: %+v, %v", got, err)
+		t.Fatalf("after create: %+v, %v", got, err)
 	}
-	st.Handle = driver.Handle{Driver: driver.KindSim, ID: "x"}
+	if _, err := st.create(dir); !errors.Is(err, os.ErrExist) {
+		t.Errorf("second create: %v, want ErrExist", err)
+	}
+	st.Handle = driver.Handle{Driver: driver.KindSim, ID: "x", Data: []byte(`{"long":"` + strings.Repeat("x", 100) + `"}`)}
+	if err := sf.commit(st); err != nil {
+		t.Fatal(err)
+	}
+	got, err = loadState(dir)
+	if err != nil || got.Handle.Driver != driver.KindSim || got.Handle.ID != "x" || string(got.Start) != string(st.Start) {
+		t.Fatalf("after commit: %+v, %v", got, err)
+	}
+	// A shorter record rewritten in place (launch_failure keeps no handle).
+	sf, err = (&instanceState{Kind: driver.KindSim, Start: st.Start}).create(filepath.Join(root, "other"))
+	if err == nil || sf != nil {
+		t.Fatalf("create without a directory: %v", err)
+	}
+	long := &instanceState{Kind: driver.KindSim, Start: st.Start, Handle: st.Handle}
+	dir2 := filepath.Join(root, "0a1b2c3d-0000-4000-8000-000000000002")
+	if err := os.Mkdir(dir2, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if sf, err = long.create(dir2); err != nil {
+		t.Fatal(err)
+	}
+	if err := sf.commit(&instanceState{Kind: driver.KindSim, Start: st.Start}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := loadState(dir2); err != nil || got.Handle.Driver != "" {
+		t.Fatalf("after a shorter commit: %+v, %v", got, err)
+	}
+	if err := os.RemoveAll(dir2); err != nil {
+		t.Fatal(err)
+	}
+
+	st.Handle = driver.Handle{Driver: driver.KindSim, ID: "y"}
 	if err := st.save(dir); err != nil {
 		t.Fatal(err)
 	}
 	got, err = loadState(dir)
-	if err != nil || got.Handle.Driver != driver.KindSim || got.Handle.ID != "x" {
+	if err != nil || got.Handle.Driver != driver.KindSim || got.Handle.ID != "y" {
 		t.Fatalf("after the save: %+v, %v", got, err)
 	}
 	ents, _ := os.ReadDir(dir)
