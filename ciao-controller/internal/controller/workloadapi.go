@@ -285,8 +285,10 @@ func (s WorkloadSpec) buildQEMU(w *datastore.Workload) error {
 	boot := ""
 	for i, d := range s.Storage {
 		switch {
-		case d.SourceType == workloadSourceVolume:
+		case d.SourceType == workloadSourceVolume || d.ID != "":
 			return specErr("storage[%d]: volume disks need block storage, which this controller does not have", i)
+		case d.SourceType == "empty" || d.SourceType == "":
+			return specErr("storage[%d]: an empty data disk needs block storage, which this controller does not have; give source_type image", i)
 		case d.SourceType != workloadSourceImage:
 			return specErr("storage[%d]: source_type %q, want image", i, d.SourceType)
 		case !d.Bootable:

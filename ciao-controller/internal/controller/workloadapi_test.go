@@ -106,6 +106,8 @@ func TestWorkloadSpecRefused(t *testing.T) {
 		{mod(specQEMU, `runcmd:\n  - [ touch, /etc/bootdone ]`, `a: 1\n...\n# after`), "does not survive the START"},
 		{mod(specDisk, `"source_type":"image"`, `"source_type":"volume"`), "need block storage"},
 		{mod(specDisk, `"source_type":"image"`, `"source_type":"nfs"`), `source_type "nfs"`},
+		{mod(specDisk, `"source_type":"image"`, `"source_type":"empty"`), "empty data disk needs block storage"},
+		{mod(specDisk, `"source_type":"image"`, `"id":"v1","source_type":"image"`), "need block storage"},
 		{mod(specDisk, `"bootable":true`, `"bootable":false`), "only a bootable image disk"},
 		{mod(specDisk, `"ephemeral":true}`, `"ephemeral":true},{"source_type":"image","source_id":"`+specImage+`","bootable":true}`), "second bootable disk"},
 		{mod(specDisk, `"ephemeral":true}`, `"ephemeral":true,"size":-1}`), "negative size"},

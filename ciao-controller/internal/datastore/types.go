@@ -100,7 +100,8 @@ type Workload struct {
 // WorkloadDisk is one disk of a workload definition (the 2017 workloads
 // API's storage item).
 type WorkloadDisk struct {
-	SourceType string `json:"source_type"` // "image"
+	ID         string `json:"id,omitempty"` // an existing volume (refused: no block storage)
+	SourceType string `json:"source_type"`  // "image"
 	SourceID   string `json:"source_id"`
 	Size       int    `json:"size,omitempty"` // GiB, 0 = the source's size
 	Bootable   bool   `json:"bootable"`
