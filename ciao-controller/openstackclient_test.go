@@ -358,15 +358,30 @@ func TestOpenStackClient(t *testing.T) {
 	// and every project's usage.
 	admin := osc
 	admin.env = append(append([]string(nil), env...), "OS_USERNAME=root", "OS_PASSWORD=rootpw", "OS_PROJECT_NAME=admin")
+	// Projects are given by name: the client resolves them through
+	// /v3/projects, which must filter by name (or it takes the admin's).
 	var hypervisors []map[string]any
+	var hypervisor, stats map[string]any
 	var usages []map[string]any
-	decodeAll(t, admin.batch("", "quota set --instances 5 --cores 8 --ram 4096 "+project, "quota show "+project,
-		"hypervisor list", "usage list"), &quota, &hypervisors, &usages)
-	if quota["instances"] != 5.0 || quota["cores"] != 8.0 || quota["ram"] != 4096.0 {
-		t.Errorf("quota show after quota set: %v", quota)
+	decodeAll(t, admin.batch("", "quota set --instances 5 --cores 8 --ram 4096 demo", "quota show demo",
+		"hypervisor list", "hypervisor show "+testutil.AgentHostname, "hypervisor stats show", "usage list"),
+		&quota, &hypervisors, &hypervisor, &stats, &usages)
+	if quota["instances"] != 5.0 || quota["cores"] != 8.0 || quota["ram"] != 4096.0 || quota["project"] != project {
+		t.Errorf("quota show demo after quota set: %v", quota)
+	}
+	var legacy struct {
+		Instances int `json:"instances_limit"`
+		CPUs      int `json:"cpus_limit"`
+	}
+	apiGet(t, httpsClient, base+"/v2.1/"+project+"/quotas", tok.ID, &legacy)
+	if legacy.Instances != 5 || legacy.CPUs != 8 {
+		t.Errorf("demo's quotas through the API after quota set: %+v", legacy)
 	}
 	if len(hypervisors) != 1 || hypervisors[0]["Hypervisor Hostname"] != testutil.AgentHostname || hypervisors[0]["State"] != "up" {
 		t.Errorf("hypervisor list: %v", hypervisors)
+	}
+	if hypervisor["id"] != hypervisors[0]["ID"] || hypervisor["vcpus_used"] != 2.0 || stats["count"] != 1.0 || stats["running_vms"] != 1.0 {
+		t.Errorf("hypervisor show: %v, stats show: %v", hypervisor, stats)
 	}
 	if len(usages) != 1 || usages[0]["Project"] != project {
 		t.Errorf("usage list: %v", usages)
@@ -404,6 +419,27 @@ func TestOpenStackClient(t *testing.T) {
 		t.Errorf("wrong password: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
 	t.Logf("openstack commands took %v", time.Since(start))
+}
+
+// apiGet decodes the answer to an API GET into v.
+func apiGet(t *testing.T, hc *http.Client, url, tok string, v any) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-Auth-Token", tok)
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s", url, resp.Status)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
 }
 
 // apiStatus is the server's status through the compute API, or the HTTP

@@ -391,6 +391,12 @@ func TestAuthzMatrix(t *testing.T) {
 			memberA: forbidden, memberB: unauth, admin: ok, bOwn: forbidden},
 		{method: "GET", template: "/v2.1/{tenant}/os-hypervisors/{hypervisor}", path: fixed("/v2.1/{tenant}/os-hypervisors/nonode"),
 			memberA: forbidden, memberB: unauth, admin: notFound, bOwn: forbidden},
+		{method: "GET", template: "/v2.1/{tenant}/os-hypervisors/statistics", path: fixed("/v2.1/{tenant}/os-hypervisors/statistics"),
+			memberA: forbidden, memberB: unauth, admin: ok, bOwn: forbidden},
+		{method: "GET", template: "/v2.1/{tenant}/os-hypervisors/{hypervisor}/uptime", path: fixed("/v2.1/{tenant}/os-hypervisors/nonode/uptime"),
+			memberA: forbidden, memberB: unauth, admin: notFound, bOwn: forbidden},
+		{method: "GET", template: "/v2.1/{tenant}/os-aggregates", path: fixed("/v2.1/{tenant}/os-aggregates"),
+			memberA: forbidden, memberB: unauth, admin: ok, bOwn: forbidden},
 		// The workloads API (workloads.go).
 		{method: "GET", template: "/workloads", path: fixed("/workloads"), memberA: unauth, memberB: unauth, admin: ok},
 		{method: "POST", template: "/workloads", body: workloadDef, path: fixed("/workloads"), memberA: unauth, memberB: unauth, admin: created},

@@ -11,6 +11,9 @@ package api
 //	GET /v2.1/{tenant}/os-simple-tenant-usage[/{project}]            openstack usage list / show
 //	GET /v2.1/{tenant}/os-keypairs                                   openstack keypair list (always empty)
 //	GET /v2.1/{tenant}/os-hypervisors[/detail|/{id}] (admin)         openstack hypervisor list / show
+//	GET /v2.1/{tenant}/os-hypervisors/statistics (admin)             openstack hypervisor stats show
+//	GET /v2.1/{tenant}/os-hypervisors/{id}/uptime (admin)            501: launchers do not report it
+//	GET /v2.1/{tenant}/os-aggregates (admin)                         no host aggregates: []
 //	GET /v2.1/{tenant}/servers[?name=&status=&flavor=]               server lookup by name
 //
 // All are project-scoped like the rest of the compute API: the token must
@@ -62,7 +65,10 @@ func (s *server) openStackRoutes(tenant, _ func(path, method string, h http.Hand
 	tenant("/v2.1/{tenant}/os-keypairs", http.MethodGet, s.listKeypairs)
 	tenant("/v2.1/{tenant}/os-hypervisors", http.MethodGet, s.listHypervisors)
 	tenant("/v2.1/{tenant}/os-hypervisors/detail", http.MethodGet, s.listHypervisors)
+	tenant("/v2.1/{tenant}/os-hypervisors/statistics", http.MethodGet, s.hypervisorStatistics)
 	tenant("/v2.1/{tenant}/os-hypervisors/{hypervisor}", http.MethodGet, s.showHypervisor)
+	tenant("/v2.1/{tenant}/os-hypervisors/{hypervisor}/uptime", http.MethodGet, s.hypervisorUptime)
+	tenant("/v2.1/{tenant}/os-aggregates", http.MethodGet, s.listAggregates)
 }
 
 // mayRead reports, after writing a 403 if not, whether the caller may
@@ -362,8 +368,8 @@ func (s *server) usageOf(ctx context.Context, project string, start, end, now ti
 }
 
 // showUsage is GET os-simple-tenant-usage/{project}?start=&end=: the
-// project's usage with its servers ({} when it has none in the period,
-// as Nova answers).
+// project's usage with its servers; zero when it has none in the period
+// (Nova answers {} then, which `openstack usage show` fails to print).
 func (s *server) showUsage(w http.ResponseWriter, r *http.Request) {
 	project := mux.Vars(r)["project"]
 	if !mayRead(w, r, project) {
@@ -375,13 +381,9 @@ func (s *server) showUsage(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	u, ok, err := s.usageOf(r.Context(), project, start, end, now)
-	if err != nil {
+	u, _, err := s.usageOf(r.Context(), project, start, end, now)
+	if err != nil && !errors.Is(err, datastore.ErrNotFound) {
 		fail(w, r, err)
-		return
-	}
-	if !ok {
-		writeJSON(w, http.StatusOK, map[string]any{"tenant_usage": struct{}{}})
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"tenant_usage": u})
@@ -546,6 +548,62 @@ func (s *server) showHypervisor(w http.ResponseWriter, r *http.Request) {
 
 // novaStatus maps Nova's server statuses to instance states (§4.8).
 var novaStatus = map[string]string{"ACTIVE": datastore.StateActive, "BUILD": datastore.StatePending, "SHUTOFF": datastore.StateExited}
+
+// hypervisorStatistics is GET os-hypervisors/statistics (admin): the
+// sums over the nodes.
+func (s *server) hypervisorStatistics(w http.ResponseWriter, r *http.Request) {
+	if !adminOnly(w, r) {
+		return
+	}
+	ns, err := s.cfg.Store.Nodes(r.Context())
+	if err != nil {
+		fail(w, r, err)
+		return
+	}
+	keys := []string{"vcpus", "vcpus_used", "memory_mb", "memory_mb_used", "free_ram_mb", "local_gb", "local_gb_used",
+		"free_disk_gb", "disk_available_least", "running_vms", "current_workload"}
+	sum := map[string]int{"count": len(ns)}
+	for _, k := range keys {
+		sum[k] = 0
+	}
+	for _, n := range ns {
+		h, err := s.hypervisorOf(r.Context(), n, true)
+		if err != nil {
+			fail(w, r, err)
+			return
+		}
+		for k, v := range map[string]*int{"vcpus": h.VCPUs, "vcpus_used": h.VCPUsUsed, "memory_mb": h.MemoryMB,
+			"memory_mb_used": h.MemoryMBUsed, "free_ram_mb": h.FreeRAMMB, "local_gb": h.LocalGB, "local_gb_used": h.LocalGBUsed,
+			"free_disk_gb": h.FreeDiskGB, "disk_available_least": h.FreeDiskGB, "running_vms": h.RunningVMs} {
+			sum[k] += *v
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"hypervisor_statistics": sum})
+}
+
+// hypervisorUptime is GET os-hypervisors/{id}/uptime (admin): 501, which
+// `openstack hypervisor show` expects from a hypervisor that does not
+// report it; 404 for an unknown node.
+func (s *server) hypervisorUptime(w http.ResponseWriter, r *http.Request) {
+	if !adminOnly(w, r) {
+		return
+	}
+	id := mux.Vars(r)["hypervisor"]
+	if _, err := s.cfg.Store.Node(r.Context(), id); err != nil {
+		fail(w, r, fmt.Errorf("hypervisor %s: %w", id, err))
+		return
+	}
+	writeError(w, http.StatusNotImplemented, "launchers do not report their uptime")
+}
+
+// listAggregates is GET os-aggregates (admin): there are no host
+// aggregates.
+func (s *server) listAggregates(w http.ResponseWriter, r *http.Request) {
+	if !adminOnly(w, r) {
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"aggregates": []any{}})
+}
 
 // serverFilter is the filter of a server listing, nil for none: ?name= is
 // a regular expression matched anywhere in the name, as in Nova;

@@ -124,10 +124,17 @@ func TestSimpleTenantUsage(t *testing.T) {
 			t.Errorf("server usage %+v", su)
 		}
 	}
-	// A period before the servers existed: {} as in Nova.
+	// A period before the servers existed, or an unknown project: zero.
 	old := "start=2020-01-01&end=2020-02-01"
-	if out := e.expect(t, "GET", "/v2.1/"+tenantA+"/os-simple-tenant-usage/"+tenantA+"?"+old, "tokA", "", 200); out != "{\"tenant_usage\":{}}\n" {
-		t.Errorf("old period: %s", out)
+	one.Usage = tenantUsage{} // decoding into a used value keeps its slice elements
+	decodeJSON(t, e.expect(t, "GET", "/v2.1/"+tenantA+"/os-simple-tenant-usage/"+tenantA+"?"+old, "tokA", "", 200), &one)
+	if u := one.Usage; u.TenantID != tenantA || u.TotalHours != 0 || len(u.ServerUsages) != 0 || u.Start != "2020-01-01T00:00:00.000000" {
+		t.Errorf("old period: %+v", u)
+	}
+	one.Usage = tenantUsage{}
+	decodeJSON(t, e.expect(t, "GET", "/v2.1/"+tenantB+"/os-simple-tenant-usage/"+unknown, "admin", "", 200), &one)
+	if u := one.Usage; u.TenantID != unknown || u.TotalHours != 0 || len(u.ServerUsages) != 0 {
+		t.Errorf("unknown project: %+v", u)
 	}
 	// Bad periods.
 	for _, q := range []string{"start=yesterday", "end=2020-13-01", "start=2021-01-01&end=2020-01-01"} {
@@ -188,7 +195,20 @@ func TestHypervisors(t *testing.T) {
 		t.Errorf("hypervisor %v", one.Hypervisor)
 	}
 	e.expect(t, "GET", "/v2.1/"+tenantA+"/os-hypervisors/"+unknown, "admin", "", 404)
-	for _, p := range []string{"os-hypervisors", "os-hypervisors/detail", "os-hypervisors/" + node} {
+	var st struct {
+		Stats map[string]int `json:"hypervisor_statistics"`
+	}
+	decodeJSON(t, e.expect(t, "GET", "/v2.1/"+tenantA+"/os-hypervisors/statistics", "admin", "", 200), &st)
+	if st.Stats["count"] != 1 || st.Stats["vcpus"] != 4 || st.Stats["vcpus_used"] != 2 || st.Stats["running_vms"] != 1 || st.Stats["memory_mb"] != 3896 {
+		t.Errorf("statistics %v", st.Stats)
+	}
+	e.expect(t, "GET", "/v2.1/"+tenantA+"/os-hypervisors/"+node+"/uptime", "admin", "", 501)
+	e.expect(t, "GET", "/v2.1/"+tenantA+"/os-hypervisors/"+unknown+"/uptime", "admin", "", 404)
+	if out := e.expect(t, "GET", "/v2.1/"+tenantA+"/os-aggregates", "admin", "", 200); out != "{\"aggregates\":[]}\n" {
+		t.Errorf("aggregates %s", out)
+	}
+	for _, p := range []string{"os-hypervisors", "os-hypervisors/detail", "os-hypervisors/" + node, "os-hypervisors/statistics",
+		"os-hypervisors/" + node + "/uptime", "os-aggregates"} {
 		e.expect(t, "GET", "/v2.1/"+tenantA+"/"+p, "tokA", "", 403)
 	}
 }

@@ -24,6 +24,7 @@ type IdentityStore interface {
 	Grant(ctx context.Context, userID, projectID, role string) error       // idempotent; ErrNotFound for unknown user/project
 	Roles(ctx context.Context, userID, projectID string) ([]string, error) // sorted
 	UserProjects(ctx context.Context, userID string) ([]Project, error)    // projects with any role, sorted by id
+	Projects(ctx context.Context) ([]Project, error)                       // all, sorted by id
 
 	PutToken(ctx context.Context, t Token) error                 // ErrExists
 	Token(ctx context.Context, hash string) (Token, error)       // ErrNotFound (expiry is the caller's business)

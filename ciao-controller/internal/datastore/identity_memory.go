@@ -195,6 +195,21 @@ func (m *Memory) UserProjects(_ context.Context, userID string) ([]Project, erro
 	return out, nil
 }
 
+// Projects implements IdentityStore.
+func (m *Memory) Projects(_ context.Context) ([]Project, error) {
+	if err := m.lock(); err != nil {
+		return nil, err
+	}
+	defer m.mu.Unlock()
+	id := m.identLocked()
+	out := make([]Project, 0, len(id.projects))
+	for _, p := range id.projects {
+		out = append(out, p)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
 // PutToken implements IdentityStore.
 func (m *Memory) PutToken(_ context.Context, t Token) error {
 	if err := checkToken(t); err != nil {

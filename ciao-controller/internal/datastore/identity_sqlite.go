@@ -177,6 +177,24 @@ func (s *SQLite) UserProjects(ctx context.Context, userID string) ([]Project, er
 	return out, rows.Err()
 }
 
+// Projects implements IdentityStore.
+func (s *SQLite) Projects(ctx context.Context) ([]Project, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+projectCols+` FROM identity_projects ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("projects: %w", err)
+	}
+	defer rows.Close()
+	out := []Project{}
+	for rows.Next() {
+		p, err := scanProject(rows)
+		if err != nil {
+			return nil, fmt.Errorf("projects: %w", err)
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
 // PutToken implements IdentityStore.
 func (s *SQLite) PutToken(ctx context.Context, t Token) error {
 	if err := checkToken(t); err != nil {

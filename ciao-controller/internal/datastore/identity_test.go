@@ -76,6 +76,12 @@ func testIdentity(t *testing.T, s IdentityStore) {
 	if err != nil || len(ps) != 2 || ps[0].ID != "p0" || ps[1].ID != "p1" {
 		t.Fatalf("user projects = %+v %v", ps, err)
 	}
+	if err := s.CreateProject(ctx, Project{ID: "p9", Name: "nobody's", DomainID: "default"}); err != nil {
+		t.Fatal(err)
+	}
+	if ps, err := s.Projects(ctx); err != nil || len(ps) != 3 || ps[0].ID != "p0" || ps[2].ID != "p9" || ps[2].Name != "nobody's" {
+		t.Fatalf("projects = %+v %v", ps, err)
+	}
 
 	base := time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)
 	tok := Token{Hash: "h", UserID: "u1", ProjectID: "p1", Methods: []string{"password"}, AuditID: "a",

@@ -29,7 +29,8 @@ func (s *Service) Handler() http.Handler {
 	r.HandleFunc("/v3/auth/tokens", s.checkToken).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/v3/auth/tokens", s.deleteToken).Methods(http.MethodDelete)
 	r.HandleFunc("/v3/auth/projects", s.authProjects).Methods(http.MethodGet)
-	r.HandleFunc("/v3/projects", s.authProjects).Methods(http.MethodGet) // `openstack project list`
+	r.HandleFunc("/v3/projects", s.listProjects).Methods(http.MethodGet) // `openstack project list`
+	r.HandleFunc("/v3/projects/{project}", s.showProject).Methods(http.MethodGet)
 	r.HandleFunc("/v3/users/{user}/projects", s.userProjects).Methods(http.MethodGet)
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeError(w, http.StatusNotFound, "The resource could not be found.")
@@ -356,16 +357,74 @@ func (s *Service) writeProjects(w http.ResponseWriter, r *http.Request, uid stri
 		s.fail(w, r, err)
 		return
 	}
+	s.writeProjectList(w, r, ps)
+}
+
+// listProjects is GET /v3/projects: every project for an admin, the
+// caller's own otherwise (Keystone refuses non-admins; the caller's own
+// are what `openstack project list` wants to show them).
+func (s *Service) listProjects(w http.ResponseWriter, r *http.Request) {
+	me, ok := s.caller(w, r)
+	if !ok {
+		return
+	}
+	if !me.isAdmin() {
+		s.writeProjects(w, r, me.user.ID)
+		return
+	}
+	ps, err := s.cfg.Store.Projects(r.Context())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.writeProjectList(w, r, ps)
+}
+
+// writeProjectList answers with the enabled projects of ps that pass the
+// query's filters: name, domain_id (clients find a project by name with
+// them, trusting the server to filter).
+func (s *Service) writeProjectList(w http.ResponseWriter, r *http.Request, ps []datastore.Project) {
+	q := r.URL.Query()
 	base := s.baseURL(r)
 	out := []projectListBody{}
 	for _, p := range ps {
-		if !p.Enabled {
+		if !p.Enabled || q.Has("name") && p.Name != q.Get("name") || q.Has("domain_id") && p.DomainID != q.Get("domain_id") {
 			continue
 		}
-		out = append(out, projectListBody{ID: p.ID, Name: p.Name, DomainID: p.DomainID, Description: p.Description,
-			Enabled: p.Enabled, ParentID: p.DomainID, Links: linkSet{Self: base + "/v3/projects/" + p.ID}})
+		out = append(out, projectBodyOf(base, p))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"projects": out, "links": linkSet{Self: base + r.URL.Path}})
+}
+
+func projectBodyOf(base string, p datastore.Project) projectListBody {
+	return projectListBody{ID: p.ID, Name: p.Name, DomainID: p.DomainID, Description: p.Description,
+		Enabled: p.Enabled, ParentID: p.DomainID, Links: linkSet{Self: base + "/v3/projects/" + p.ID}}
+}
+
+// showProject is GET /v3/projects/{project}: a project the caller has a
+// role on, any project for an admin; 403 for another's, 404 for none.
+func (s *Service) showProject(w http.ResponseWriter, r *http.Request) {
+	me, ok := s.caller(w, r)
+	if !ok {
+		return
+	}
+	p, err := s.cfg.Store.Project(r.Context(), mux.Vars(r)["project"])
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if !me.isAdmin() {
+		roles, err := s.cfg.Store.Roles(r.Context(), me.user.ID, p.ID)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		if len(roles) == 0 {
+			writeError(w, http.StatusForbidden, "You are not authorized to perform the requested action.")
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"project": projectBodyOf(s.baseURL(r), p)})
 }
 
 // --- helpers ---

@@ -12,7 +12,9 @@
 //	HEAD   /v3/auth/tokens          200 / 401 / 404, no body
 //	DELETE /v3/auth/tokens          204 revoked; 401 / 404 as GET
 //	GET    /v3/auth/projects        200 projects the caller has a role on
-//	GET    /v3/projects             200 the same (what `openstack project list` reads)
+//	GET    /v3/projects             200 the same, or every project for an admin
+//	                                (`openstack project list`); ?name= and ?domain_id= filter
+//	GET    /v3/projects/{id}        200 a project of the caller (any for an admin); 403 another's; 404
 //	GET    /v3/users/{id}/projects  200; 403 for another user unless admin
 //
 // A path not listed is 404; a listed path asked with another method is
