@@ -152,6 +152,7 @@ func (c *Controller) ensureCNCI(ctx context.Context, t datastore.Tenant) (datast
 		}
 		l, running := c.cnci.byTenant[t.ID]
 		var doomed *cnciDeath
+		waitDoomed := false // read under mu: a disconnect may clear doomed.node
 		if !running {
 			cn, err := c.store.CNCI(ctx, t.ID)
 			switch {
@@ -161,14 +162,16 @@ func (c *Controller) ensureCNCI(ctx context.Context, t datastore.Tenant) (datast
 				c.cnci.mu.Unlock()
 				return cn, func() { c.releaseCNCI(t.ID) }, nil
 			case err == nil && cn.ID != "" && c.cnci.dying[cn.ID] == nil:
-				// Left deleting or pending by an earlier process: it
-				// may run somewhere, so it is deleted before a new one.
-				doomed = c.doomLocked(ctx, cn.TenantID, cn.ID, "replaced: left "+cn.State+" by an earlier controller")
+				// Left deleting or pending by an earlier process (or by
+				// a launch whose START was not sent): it may run
+				// somewhere, so it is deleted before a new one starts.
+				doomed = c.doomLocked(ctx, cn.TenantID, cn.ID, "replaced: left "+cn.State+" with no launch in progress")
+				waitDoomed = doomed.node != ""
 			case err != nil && !errors.Is(err, datastore.ErrNotFound):
 				c.cnci.mu.Unlock()
 				return datastore.CNCI{}, nil, fmt.Errorf("CNCI of %s: %w", t.ID, err)
 			}
-			if doomed == nil || doomed.node == "" {
+			if !waitDoomed {
 				l = &cnciLaunch{tenant: t.ID, id: uuid.Generate().String(), mac: t.CNCIMAC, done: make(chan struct{})}
 				c.cnci.byTenant[t.ID] = l
 				c.cnci.byID[l.id] = l
@@ -177,7 +180,7 @@ func (c *Controller) ensureCNCI(ctx context.Context, t datastore.Tenant) (datast
 		c.cnci.mu.Unlock()
 		if doomed != nil {
 			c.sendCNCIDelete(ctx, doomed)
-			if doomed.node != "" {
+			if waitDoomed {
 				continue // wait for it first
 			}
 		}
