@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/ciao-project/ciao/ciao-controller/internal/datastore"
+	"github.com/gorilla/mux"
 )
 
 // patch sends PATCH /v2/images/{id} and returns the status and the
@@ -170,4 +172,63 @@ func TestPropertiesSurviveReopen(t *testing.T) {
 	if err != nil || fmt.Sprint(got.Properties) != "map[k:v k2:v2]" {
 		t.Fatalf("after reopen: %+v %v", got, err)
 	}
+}
+
+// FuzzImagePatch: no PATCH body makes a 5xx or changes what a patch may
+// not change (id, status, owner, size), and an accepted patch leaves at
+// most maxProperties properties.
+func FuzzImagePatch(f *testing.F) {
+	for _, s := range []string{
+		`[{"op":"replace","path":"/name","value":"new"}]`,
+		`[{"op":"add","path":"/a~1b~0c","value":"x"},{"op":"remove","path":"/a~1b~0c"}]`,
+		`[{"op":"replace","path":"/visibility","value":"public"}]`,
+		`[{"op":"replace","path":"/status","value":"active"}]`,
+		`[{"op":"add","path":"/disk_format","value":"qcow2"}]`,
+		`[{"op":"remove","path":"/x"}]`, `[]`, `{}`, `null`, `[null]`, `[{"op":"add","path":"/k","value":null}]`,
+	} {
+		f.Add(s, false)
+	}
+	ctx := context.Background()
+	store, err := datastore.OpenSQLite(ctx, datastore.NewConfig(filepath.Join(f.TempDir(), "db")))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { store.Close() })
+	svc, err := New(ctx, NewConfig(filepath.Join(f.TempDir(), "images"), store))
+	if err != nil {
+		f.Fatal(err)
+	}
+	r := mux.NewRouter()
+	var caller Caller
+	svc.Register(r, func(h Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h(w, r, caller) })
+	})
+	const id = "0b0e4b0e-0000-4000-8000-000000000001"
+	if err := store.CreateImage(ctx, datastore.Image{ID: id, Status: datastore.ImageQueued, Visibility: "private", Owner: tenantA, Size: -1}); err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, body string, admin bool) {
+		caller = Caller{TenantID: tenantA, Admin: admin}
+		req := httptest.NewRequest(http.MethodPatch, "/v2/images/"+id, strings.NewReader(body))
+		req.Header.Set("Content-Type", PatchMediaType)
+		rec := httptest.NewRecorder()
+		r.ServeHTTP(rec, req)
+		switch rec.Code {
+		case http.StatusOK, http.StatusBadRequest, http.StatusForbidden, http.StatusConflict, http.StatusRequestEntityTooLarge:
+		default:
+			t.Fatalf("PATCH %q: %d %s", body, rec.Code, rec.Body)
+		}
+		var m map[string]any
+		if err := json.Unmarshal(rec.Body.Bytes(), &m); err != nil {
+			t.Fatalf("PATCH %q: answer %q: %v", body, rec.Body, err)
+		}
+		img, err := store.Image(ctx, id)
+		if err != nil || img.ID != id || img.Status != datastore.ImageQueued || img.Owner != tenantA || img.Size != -1 ||
+			len(img.Properties) > maxProperties || (!admin && img.Visibility != "private") {
+			t.Fatalf("PATCH %q: stored %+v %v", body, img, err)
+		}
+		if img.Visibility == "public" { // back to the start for the next input
+			store.UpdateImage(ctx, id, func(i *datastore.Image) error { i.Visibility = "private"; return nil })
+		}
+	})
 }
