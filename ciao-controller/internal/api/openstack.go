@@ -92,6 +92,18 @@ func adminOnly(w http.ResponseWriter, r *http.Request) bool {
 	return false
 }
 
+// routeEnds reports whether the template of the route r matched ends in
+// suffix (a project or node id that happens to be "detail" is not the
+// /detail route).
+func routeEnds(r *http.Request, suffix string) bool {
+	rt := mux.CurrentRoute(r)
+	if rt == nil {
+		return false
+	}
+	tpl, err := rt.GetPathTemplate()
+	return err == nil && strings.HasSuffix(tpl, suffix)
+}
+
 // novaQuotas maps Nova's quota names to datastore resources.
 var novaQuotas = []struct{ name, resource string }{
 	{"instances", datastore.ResInstances},
@@ -150,9 +162,9 @@ func (s *server) writeQuotaSet(w http.ResponseWriter, r *http.Request, project s
 	for _, n := range novaQuotas {
 		q := qs[n.resource]
 		switch {
-		case strings.HasSuffix(r.URL.Path, "/defaults"):
+		case routeEnds(r, "/defaults"):
 			set[n.name] = -1
-		case strings.HasSuffix(r.URL.Path, "/detail"):
+		case routeEnds(r, "/detail"):
 			set[n.name] = map[string]int{"limit": q.Limit, "in_use": q.Usage, "reserved": 0}
 		default:
 			set[n.name] = q.Limit
@@ -162,7 +174,9 @@ func (s *server) writeQuotaSet(w http.ResponseWriter, r *http.Request, project s
 }
 
 // updateQuotaSet is PUT os-quota-sets/{project} (admin):
-// {"quota_set":{"instances":N,"cores":N,"ram":MB}}, -1 for unlimited;
+// {"quota_set":{"instances":N,"cores":N,"ram":MB}}, -1 for unlimited (0,
+// which Nova takes as "none" and the admission check as unlimited, is
+// refused);
 // "force" and "tenant_id" are accepted and ignored. Any other quota, a
 // value that is not an integer ≥ -1, or an empty set is 400, checked
 // before anything changes. It sets the same limits as PUT
@@ -242,8 +256,11 @@ func quotaInt(raw json.RawMessage) (int, error) {
 			return 0, fmt.Errorf("value %q is not an integer", str)
 		}
 	}
-	if v < -1 {
+	switch {
+	case v < -1:
 		return 0, fmt.Errorf("value %d is below -1 (unlimited)", v)
+	case v == 0: // Nova's "none allowed"; a limit of 0 admits everything here (§4.5)
+		return 0, errors.New("0 is not supported: the controller treats a limit of 0 as unlimited; give -1 for unlimited or a positive limit")
 	}
 	return v, nil
 }
@@ -512,7 +529,7 @@ func (s *server) listHypervisors(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	pattern := r.URL.Query().Get("hypervisor_hostname_pattern")
-	detail := strings.HasSuffix(r.URL.Path, "/detail")
+	detail := routeEnds(r, "/detail")
 	out := []hypervisorJSON{}
 	for _, n := range ns {
 		h, err := s.hypervisorOf(r.Context(), n, detail)

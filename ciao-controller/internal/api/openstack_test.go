@@ -34,6 +34,7 @@ func TestQuotaSets(t *testing.T) {
 		`{"quota_set":{"key_pairs":5}}`,   // not ours
 		`{"quota_set":{"instances":"x"}}`, // not a count
 		`{"quota_set":{"instances":-2}}`,
+		`{"quota_set":{"instances":0}}`, // "none" to Nova, unlimited to the admission check
 		`{"quota_set":{"instances":1.5}}`,
 		`{"quota_set":{"instances":5,"cookies":1}}`, // checked whole: instances is not set either
 		`{"quota_set":{"force":true}}`,              // nothing to set
@@ -70,6 +71,11 @@ func TestQuotaSets(t *testing.T) {
 		t.Errorf("admin's view %v", q.QuotaSet)
 	}
 	e.expect(t, "DELETE", base, "admin", "", 405)
+	// A project whose id is "detail" is not the /detail route.
+	decodeJSON(t, e.expect(t, "GET", "/v2.1/"+tenantA+"/os-quota-sets/detail", "admin", "", 200), &q)
+	if q.QuotaSet["id"] != "detail" || q.QuotaSet["instances"] != -1.0 {
+		t.Errorf("project detail: %v", q.QuotaSet)
+	}
 }
 
 func TestLimits(t *testing.T) {
