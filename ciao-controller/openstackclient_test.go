@@ -147,14 +147,14 @@ func (c osClient) ok(args ...string) {
 // image in the catalog, and runs the token, project, flavor, image (with
 // upload, download, rename and properties) and server (create, show,
 // stop, start, delete) commands a user runs, finds and deletes a server
-// by name, reads quotas,
-// limits, usage and key pairs as a member, and sets quotas, lists
-// hypervisors and every project's usage as an admin. The controller runs
-// in-process with the real ciao-scheduler binary and a fake launcher.
-// Between commands the test checks state through the API itself, and
-// commands that do not change what the next one needs run in one
-// interactive openstack process (batch), to keep the slow-starting CLI's
-// runs few.
+// by name, reads quotas, limits, usage and key pairs as a member, and,
+// as an admin, sets a project's quotas (named), shows hypervisors and
+// their statistics, and lists every project's usage and servers. The
+// controller runs in-process with the real ciao-scheduler binary and a
+// fake launcher. Between commands the test checks state through the API
+// itself, and commands that do not change what the next one needs run
+// in one interactive openstack process (batch), to keep the
+// slow-starting CLI's runs few.
 func TestOpenStackClient(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the openstack CLI and ciao-scheduler")
@@ -364,8 +364,8 @@ func TestOpenStackClient(t *testing.T) {
 	var hypervisor, stats map[string]any
 	var usages []map[string]any
 	decodeAll(t, admin.batch("", "quota set --instances 5 --cores 8 --ram 4096 demo", "quota show demo",
-		"hypervisor list", "hypervisor show "+testutil.AgentHostname, "hypervisor stats show", "usage list"),
-		&quota, &hypervisors, &hypervisor, &stats, &usages)
+		"hypervisor list", "hypervisor show "+testutil.AgentHostname, "hypervisor stats show", "usage list", "server list --all-projects"),
+		&quota, &hypervisors, &hypervisor, &stats, &usages, &servers)
 	if quota["instances"] != 5.0 || quota["cores"] != 8.0 || quota["ram"] != 4096.0 || quota["project"] != project {
 		t.Errorf("quota show demo after quota set: %v", quota)
 	}
@@ -385,6 +385,9 @@ func TestOpenStackClient(t *testing.T) {
 	}
 	if len(usages) != 1 || usages[0]["Project"] != project {
 		t.Errorf("usage list: %v", usages)
+	}
+	if len(servers) != 1 || servers[0].ID != srv.ID || servers[0].Name != "osc-vm" {
+		t.Errorf("server list --all-projects: %+v", servers)
 	}
 
 	osc.ok("server", "stop", srv.ID)

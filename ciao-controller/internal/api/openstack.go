@@ -654,7 +654,11 @@ func (s *server) listServerRefs(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	ins, _, ok := s.matching(w, r, datastore.InstanceQuery{TenantID: mux.Vars(r)["tenant"]}, match)
+	q := datastore.InstanceQuery{TenantID: mux.Vars(r)["tenant"]}
+	if allTenants(r) {
+		q.TenantID = ""
+	}
+	ins, _, ok := s.matching(w, r, q, match)
 	if !ok {
 		return
 	}
@@ -670,18 +674,47 @@ func (s *server) listServerRefs(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"servers": out})
 }
 
-// matching reads q's instances, keeps those match keeps (all when nil)
-// and applies marker, offset and limit to them; total counts the kept
-// ones (after the marker, if any: §6.2.2). On false the error is written.
+// allTenants reports whether an admin asked for every tenant's servers
+// (all_tenants, as `openstack server list --all-projects` sends it); a
+// member's all_tenants is ignored.
+func allTenants(r *http.Request) bool {
+	v := r.URL.Query().Get("all_tenants")
+	return caller(r).IsAdmin() && v != "" && v != "0" && !strings.EqualFold(v, "false")
+}
+
+// matching reads q's instances (every tenant's when q.TenantID is ""),
+// keeps those match keeps (all when nil) and applies marker, offset and
+// limit to them; total counts the kept ones (after the marker, if any:
+// §6.2.2). On false the error is written.
 func (s *server) matching(w http.ResponseWriter, r *http.Request, q datastore.InstanceQuery, match func(datastore.Instance) bool) (ins []datastore.Instance, total int, ok bool) {
-	p, err := s.cfg.Store.Instances(r.Context(), q)
-	if err != nil {
-		fail(w, r, err)
-		return nil, 0, false
+	var all []datastore.Instance
+	tenants := []string{q.TenantID}
+	if q.TenantID == "" {
+		ts, err := s.cfg.Store.Tenants(r.Context())
+		if err != nil {
+			fail(w, r, err)
+			return nil, 0, false
+		}
+		tenants = tenants[:0]
+		for _, t := range ts {
+			tenants = append(tenants, t.ID)
+		}
 	}
-	ids := make([]string, 0, len(p.Instances))
-	kept := make([]datastore.Instance, 0, len(p.Instances))
-	for _, in := range p.Instances {
+	for _, t := range tenants {
+		q.TenantID = t
+		p, err := s.cfg.Store.Instances(r.Context(), q)
+		if err != nil {
+			fail(w, r, err)
+			return nil, 0, false
+		}
+		all = append(all, p.Instances...)
+	}
+	if len(tenants) > 1 { // page's marker search needs one id order
+		sort.Slice(all, func(i, j int) bool { return all[i].ID < all[j].ID })
+	}
+	ids := make([]string, 0, len(all))
+	kept := make([]datastore.Instance, 0, len(all))
+	for _, in := range all {
 		if match == nil || match(in) {
 			ids = append(ids, in.ID)
 			kept = append(kept, in)

@@ -294,6 +294,24 @@ func TestServerNames(t *testing.T) {
 	e.expect(t, "GET", base+"/detail?name=(", "tokA", "", 400)
 	e.expect(t, "GET", base+"?marker="+unknown, "tokA", "", 400)
 	e.expect(t, "GET", base+"?limit=-1", "tokA", "", 400)
+	// all_tenants: every tenant's for an admin, ignored for a member.
+	for _, c := range []struct{ path, token, want string }{
+		{"/servers?all_tenants=1&name=web", "admin", "web,web,web"},
+		{"/servers/detail?all_tenants=True&name=web", "admin", "web,web,web"},
+		{"/servers?all_tenants=0&name=web", "admin", "web,web"}, // the path's tenant's
+		{"/servers?all_tenants=1&name=web", "tokA", "web,web"},
+	} {
+		_, out := e.do(t, "GET", "/v2.1/"+tenantA+c.path, c.token, "")
+		var r refs
+		decodeJSON(t, out, &r)
+		var got []string
+		for _, s := range r.Servers {
+			got = append(got, s.Name)
+		}
+		if strings.Join(got, ",") != c.want {
+			t.Errorf("%s as %s: %q, want %q", c.path, c.token, got, c.want)
+		}
+	}
 	if out := e.expect(t, "GET", "/v2.1/"+tenantA+"/os-keypairs", "tokA", "", 200); out != "{\"keypairs\":[]}\n" {
 		t.Errorf("keypairs %s", out)
 	}

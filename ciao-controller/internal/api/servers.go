@@ -187,7 +187,8 @@ func intParam(r *http.Request, name string) (int, error) {
 }
 
 // listServers is GET servers/detail with marker, offset and limit (Q2
-// fixed: limit is honoured), and the name filter of serverFilter.
+// fixed: limit is honoured), the filters of serverFilter, and every
+// tenant's servers for an admin asking all_tenants.
 func (s *server) listServers(w http.ResponseWriter, r *http.Request) {
 	q := datastore.InstanceQuery{TenantID: mux.Vars(r)["tenant"]}
 	match, err := serverFilter(r)
@@ -195,7 +196,10 @@ func (s *server) listServers(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	if match != nil {
+	if allTenants(r) {
+		q.TenantID = "" // every tenant's (matching)
+	}
+	if match != nil || q.TenantID == "" {
 		s.serveMatching(w, r, q, match)
 		return
 	}
