@@ -3,7 +3,16 @@
 // ciao-controller and ciao-launcher, starts them in a temporary directory
 // with fresh certificates, N simulated launchers, and prints one line per
 // figure: create latency under concurrent clients, listing every instance,
-// and launching many instances until all are ACTIVE.
+// and launching many instances until all are ACTIVE. After the launch and
+// the create phases a "cpu:" line says how the machine's CPU was shared
+// (controller, scheduler, the launcher processes, the bench's own clients).
+//
+// By default the launchers are processes sharing the machine's cores with
+// the servers, which real launchers (on compute nodes) do not:
+// -launcher-cpu-shares puts them in a low-weight cpu cgroup to stand for
+// launchers on other machines, -launcher-state-dir moves their instance
+// directories off the servers' disk, -agents light replaces them with
+// in-process stand-ins. The "setup: launchers are" line says which.
 package main
 
 import (
@@ -16,6 +25,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -44,6 +54,11 @@ type options struct {
 	label                string
 	launcherNice         int
 	agents               string
+	launcherProfiles     string
+	launcherGOMAXPROCS   int
+	launcherGOGC         string
+	launcherCPUShares    int
+	launcherStateDir     string
 }
 
 func main() {
@@ -59,6 +74,11 @@ func main() {
 	flag.IntVar(&o.launcherNice, "launcher-nice", 0, "run the launchers at this nice value (1-19) so they stand for launchers on other machines and do not take the controller's CPU; 0 = same priority")
 	flag.StringVar(&o.label, "label", "", "server name of the creates, which turns on START path tracing (and a TraceReport per instance)")
 	flag.StringVar(&o.agents, "agents", "process", "what stands for the launchers: process (ciao-launcher -simulation processes) or light (in-process SSNTP agents that take every START and report it active: measures the controller, not the launchers)")
+	flag.StringVar(&o.launcherProfiles, "launcher-cpuprofile", "", "directory where every launcher process writes its CPU profile (launcherNNN.pprof; merge them with go tool pprof -top bin/ciao-launcher DIR/*.pprof)")
+	flag.IntVar(&o.launcherGOMAXPROCS, "launcher-gomaxprocs", 1, "GOMAXPROCS of every launcher process (a simulated launcher is tiny; 0 = the Go default, one per core)")
+	flag.StringVar(&o.launcherGOGC, "launcher-gogc", "", "GOGC of every launcher process (\"\" = the Go default, 100)")
+	flag.IntVar(&o.launcherCPUShares, "launcher-cpu-shares", 0, "put all launcher processes in one cgroup v1 cpu group with this cpu.shares (2..262144; every other task weighs 1024), standing for launchers on other machines: they get the CPU the controller and scheduler leave idle; needs root and "+cgroupV1CPU+"; 0 = off, all share the CPU")
+	flag.StringVar(&o.launcherStateDir, "launcher-state-dir", "", "directory under which the launchers keep their instance directories (a fresh subdirectory, removed at the end; default: the bench's temporary directory). /dev/shm (tmpfs) keeps their file system work off the disk the controller's database is on")
 	flag.BoolVar(&o.pprof, "pprof", false, "serve the controller's metrics and profiler on a free port (printed at setup)")
 	flag.Parse()
 	if o.agents != "process" && o.agents != "light" {
@@ -68,6 +88,20 @@ func main() {
 	if o.launcherNice < 0 || o.launcherNice > 19 {
 		fmt.Fprintln(os.Stderr, "controller-bench: -launcher-nice must be 0..19")
 		os.Exit(2)
+	}
+	if o.launcherCPUShares != 0 && (o.launcherCPUShares < 2 || o.launcherCPUShares > 262144) {
+		fmt.Fprintln(os.Stderr, "controller-bench: -launcher-cpu-shares must be 0 (off) or 2..262144")
+		os.Exit(2)
+	}
+	if o.launcherGOMAXPROCS < 0 {
+		fmt.Fprintln(os.Stderr, "controller-bench: -launcher-gomaxprocs must be >= 0")
+		os.Exit(2)
+	}
+	if g := o.launcherGOGC; g != "" && g != "off" {
+		if n, err := strconv.Atoi(g); err != nil || n < 0 {
+			fmt.Fprintln(os.Stderr, "controller-bench: -launcher-gogc must be a percentage >= 0 or off")
+			os.Exit(2)
+		}
 	}
 	if o.launchers < 1 || o.instances < 1 || o.clients < 1 || o.creates < 1 || o.batch < 1 {
 		fmt.Fprintln(os.Stderr, "controller-bench: counts must be positive")
@@ -89,7 +123,11 @@ func run(ctx context.Context, o options) (err error) {
 	if err != nil {
 		return err
 	}
-	var procs []*proc
+	var (
+		procs     []*proc
+		group     *cpuGroup
+		stateDirs []string // outside dir
+	)
 	defer func() {
 		// Logs of the children that died on their own explain a failure.
 		if err != nil {
@@ -102,6 +140,16 @@ func run(ctx context.Context, o options) (err error) {
 		// Reverse order: launchers, controller, scheduler.
 		for i := len(procs) - 1; i >= 0; i-- {
 			procs[i].stop()
+		}
+		if group != nil {
+			if gerr := group.remove(); gerr != nil && err == nil {
+				err = gerr
+			}
+		}
+		for _, d := range stateDirs {
+			if rerr := os.RemoveAll(d); rerr != nil && err == nil {
+				err = rerr
+			}
 		}
 		if rerr := os.RemoveAll(dir); rerr != nil && err == nil {
 			err = rerr
@@ -124,15 +172,15 @@ func run(ctx context.Context, o options) (err error) {
 	if err != nil {
 		return err
 	}
-	start := func(name, bin string, args ...string) (*proc, error) {
-		p, err := startProc(dir, name, bin, args...)
+	start := func(name, bin string, env []string, args ...string) (*proc, error) {
+		p, err := startProc(dir, name, bin, env, args...)
 		if err == nil {
 			procs = append(procs, p)
 		}
 		return p, err
 	}
 	sp := strconv.Itoa(schedPort)
-	if _, err := start("scheduler", bins["ciao-scheduler"], "-cert", files.sched, "-cacert", files.ca,
+	if _, err := start("scheduler", bins["ciao-scheduler"], nil, "-cert", files.sched, "-cacert", files.ca,
 		"-listen", "127.0.0.1:"+sp, "-configuration-uri", "file://"+files.conf, "-logtostderr"); err != nil {
 		return err
 	}
@@ -153,13 +201,32 @@ func run(ctx context.Context, o options) (err error) {
 		ctlArgs = append(ctlArgs, "-pprof")
 		fmt.Printf("controller metrics and profiler: %s, /debug/pprof/\n", metricsURL)
 	}
-	if _, err := start("controller", bins["ciao-controller"], ctlArgs...); err != nil {
+	if _, err := start("controller", bins["ciao-controller"], nil, ctlArgs...); err != nil {
 		return err
 	}
 	if err := waitListen(ctx, "127.0.0.1:"+strconv.Itoa(apiPort)); err != nil {
 		return fmt.Errorf("controller: %w", err)
 	}
 	var ls []*proc
+	var env []string
+	if o.launcherGOMAXPROCS > 0 {
+		env = append(env, "GOMAXPROCS="+strconv.Itoa(o.launcherGOMAXPROCS))
+	}
+	if o.launcherGOGC != "" {
+		env = append(env, "GOGC="+o.launcherGOGC)
+	}
+	if o.launcherCPUShares > 0 && o.agents == "process" {
+		if group, err = newCPUGroup(cgroupV1CPU, o.launcherCPUShares); err != nil {
+			return err
+		}
+	}
+	stateRoot := dir
+	if o.launcherStateDir != "" && o.agents == "process" {
+		if stateRoot, err = os.MkdirTemp(o.launcherStateDir, "controller-bench-launchers-"); err != nil {
+			return fmt.Errorf("-launcher-state-dir: %w", err)
+		}
+		stateDirs = append(stateDirs, stateRoot) // removed once the launchers stopped
+	}
 	if o.agents == "light" {
 		la, err := startLightAgents(ctx, o.launchers, files.ca, files.agent, schedPort, o.statsInterval)
 		if err != nil {
@@ -168,12 +235,15 @@ func run(ctx context.Context, o options) (err error) {
 		defer la.close()
 	}
 	for i := 0; i < o.launchers && o.agents == "process"; i++ {
-		ld := filepath.Join(dir, fmt.Sprintf("launcher%03d", i))
+		ld := filepath.Join(stateRoot, fmt.Sprintf("launcher%03d", i))
 		bin, pre := bins["ciao-launcher"], []string(nil)
 		if o.launcherNice > 0 {
 			bin, pre = "nice", []string{"-n", strconv.Itoa(o.launcherNice), bins["ciao-launcher"]}
 		}
-		p, err := start(fmt.Sprintf("launcher%03d", i), bin, append(pre, "-simulation", "-osprepare=false",
+		if o.launcherProfiles != "" {
+			pre = append(pre, "-cpuprofile", filepath.Join(o.launcherProfiles, fmt.Sprintf("launcher%03d.pprof", i)))
+		}
+		p, err := start(fmt.Sprintf("launcher%03d", i), bin, env, append(pre, "-simulation", "-osprepare=false",
 			"-cacert", files.ca, "-cert", files.agent, "-server", "127.0.0.1", "-port", sp,
 			"-state-dir", filepath.Join(ld, "instances"), "-uuid-dir", filepath.Join(ld, "uuid"),
 			"-lock-file", filepath.Join(ld, "lock"), "-maintenance-file", filepath.Join(ld, "maintenance"),
@@ -183,6 +253,11 @@ func run(ctx context.Context, o options) (err error) {
 			return err
 		}
 		ls = append(ls, p)
+		if group != nil {
+			if err := group.add(p.cmd.Process.Pid); err != nil {
+				return err
+			}
+		}
 	}
 	if err := waitLogs(ctx, ls, "launcher: connected to scheduler"); err != nil {
 		return err
@@ -191,17 +266,84 @@ func run(ctx context.Context, o options) (err error) {
 	if err := sleep(ctx, o.statsInterval+200*time.Millisecond); err != nil {
 		return err
 	}
-	fmt.Printf("setup: %d launchers (%s) connected (scheduler :%d, API :%d)\n", o.launchers, o.agents, schedPort, apiPort)
+	fmt.Printf("setup: %d launchers connected (scheduler :%d, API :%d)\n", o.launchers, schedPort, apiPort)
+	fmt.Printf("setup: launchers are %s\n", describeLaunchers(o))
 
 	b := newBench("https://127.0.0.1:"+strconv.Itoa(apiPort)+"/v2.1/"+tenantID, o.clients)
 	b.metricsURL, b.label = metricsURL, o.label
+	acct := &cpuAccount{ctl: procs[1], sched: procs[0], launchers: ls}
+	snap := acct.take()
 	if err := b.launch(ctx, o.instances, o.batch); err != nil {
 		return err
 	}
+	acct.print("launch", snap)
 	if err := b.list(ctx, o.instances); err != nil {
 		return err
 	}
-	return b.createLatency(ctx, o.creates)
+	snap = acct.take()
+	if err := b.createLatency(ctx, o.creates); err != nil {
+		return err
+	}
+	acct.print("create", snap)
+	return nil
+}
+
+// describeLaunchers says what stands for the launchers, for the output.
+func describeLaunchers(o options) string {
+	if o.agents == "light" {
+		return "light: in-process SSNTP agents, no launcher processes (measures the controller and scheduler only)"
+	}
+	s := fmt.Sprintf("%d ciao-launcher -simulation processes on this machine's %d cores", o.launchers, runtime.NumCPU())
+	if o.launcherGOMAXPROCS > 0 {
+		s += fmt.Sprintf(", GOMAXPROCS=%d", o.launcherGOMAXPROCS)
+	}
+	if o.launcherGOGC != "" {
+		s += ", GOGC=" + o.launcherGOGC
+	}
+	if o.launcherNice > 0 {
+		s += fmt.Sprintf(", nice %d", o.launcherNice)
+	}
+	if o.launcherStateDir != "" {
+		s += ", instance state under " + o.launcherStateDir
+	}
+	if o.launcherCPUShares > 0 {
+		return s + fmt.Sprintf(", ISOLATED in one cpu cgroup with cpu.shares %d (vs 1024 per other task): stands for launchers on other machines", o.launcherCPUShares)
+	}
+	return s + ", sharing the CPU with the controller and scheduler (no isolation)"
+}
+
+// cpuAccount reads the CPU time of the bench's processes.
+type cpuAccount struct {
+	ctl, sched *proc
+	launchers  []*proc
+}
+
+type cpuSnap struct {
+	at                          time.Time
+	ctl, sched, launchers, self time.Duration
+}
+
+func (a *cpuAccount) take() cpuSnap {
+	s := cpuSnap{at: time.Now(), ctl: a.ctl.cpuTime(), sched: a.sched.cpuTime(), self: procCPU(os.Getpid())}
+	for _, p := range a.launchers {
+		s.launchers += p.cpuTime()
+	}
+	return s
+}
+
+// print reports the CPU each party used since snap, against what the
+// machine's cores offered over the same wall time.
+func (a *cpuAccount) print(phase string, snap cpuSnap) {
+	now := a.take()
+	wall := now.at.Sub(snap.at)
+	sec := func(d time.Duration) string { return fmt.Sprintf("%.2fs", d.Seconds()) }
+	launchers := "launchers in-process (in the bench's figure)"
+	if len(a.launchers) > 0 {
+		launchers = fmt.Sprintf("%d launchers %s", len(a.launchers), sec(now.launchers-snap.launchers))
+	}
+	fmt.Printf("cpu: %s phase, %v wall (%s of CPU on %d cores): controller %s, scheduler %s, %s, bench clients %s\n",
+		phase, wall.Round(time.Millisecond), sec(wall*time.Duration(runtime.NumCPU())), runtime.NumCPU(),
+		sec(now.ctl-snap.ctl), sec(now.sched-snap.sched), launchers, sec(now.self-snap.self))
 }
 
 type fileSet struct {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -19,7 +20,8 @@ type proc struct {
 	done      chan struct{}
 }
 
-func startProc(dir, name, bin string, args ...string) (*proc, error) {
+// startProc starts bin with args, its environment extended by env.
+func startProc(dir, name, bin string, env []string, args ...string) (*proc, error) {
 	p := &proc{name: name, log: filepath.Join(dir, name+".log"), done: make(chan struct{})}
 	f, err := os.Create(p.log)
 	if err != nil {
@@ -28,6 +30,9 @@ func startProc(dir, name, bin string, args ...string) (*proc, error) {
 	defer f.Close()
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Stdout, p.cmd.Stderr = f, f
+	if len(env) > 0 {
+		p.cmd.Env = append(os.Environ(), env...)
+	}
 	// Own process group: a terminal ^C reaches the bench only, which then
 	// stops every child in order.
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -45,6 +50,36 @@ func (p *proc) exited() bool {
 	default:
 		return false
 	}
+}
+
+// cpuTime is the CPU time (user + system) the process has used so far; 0
+// once it has exited.
+func (p *proc) cpuTime() time.Duration {
+	return procCPU(p.cmd.Process.Pid)
+}
+
+// procCPU reads a process's utime + stime from /proc/<pid>/stat (clock
+// ticks of 10 ms: USER_HZ is 100 on Linux).
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The command name may hold spaces; the fields after it do not.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0
+	}
+	return time.Duration(ut+st) * 10 * time.Millisecond
 }
 
 // stop sends SIGTERM, then SIGKILL after five seconds.
