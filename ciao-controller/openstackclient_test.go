@@ -336,8 +336,12 @@ func TestOpenStackClient(t *testing.T) {
 	}
 	var usage map[string]any
 	var keypairs []any
-	decodeAll(t, osc.batch("(HTTP 403)", "quota show", "limits show --absolute", "usage show", "keypair list",
-		"quota set --instances 1 "+project), &quota, &limits, &usage, &keypairs)
+	var defaults map[string]any
+	decodeAll(t, osc.batch("(HTTP 403)", "quota show", "quota show --default", "limits show --absolute",
+		"usage show", "keypair list", "quota set --instances 1 "+project), &quota, &defaults, &limits, &usage, &keypairs)
+	if defaults["instances"] != -1.0 {
+		t.Errorf("quota show --default: %v", defaults)
+	}
 	if quota["instances"] != -1.0 || quota["cores"] != -1.0 || quota["ram"] != -1.0 || quota["project"] != project {
 		t.Errorf("quota show: %v", quota)
 	}

@@ -377,6 +377,8 @@ func TestAuthzMatrix(t *testing.T) {
 			memberA: ok, memberB: unauth, admin: ok, bOwn: forbidden},
 		{method: "PUT", template: "/v2.1/{tenant}/os-quota-sets/{project}", path: project("os-quota-sets/", ""),
 			body: `{"quota_set":{"cores":-1}}`, memberA: forbidden, memberB: unauth, admin: ok, bOwn: forbidden},
+		{method: "GET", template: "/v2.1/{tenant}/os-quota-class-sets/{class}", path: fixed("/v2.1/{tenant}/os-quota-class-sets/default"),
+			memberA: ok, memberB: unauth, admin: ok, bOwn: ok},
 		{method: "GET", template: "/v2.1/{tenant}/limits", path: project("limits?tenant_id=", ""),
 			memberA: ok, memberB: unauth, admin: ok, bOwn: forbidden},
 		{method: "GET", template: "/v2.1/{tenant}/os-simple-tenant-usage", path: fixed("/v2.1/{tenant}/os-simple-tenant-usage?" + usagePeriod),

@@ -7,6 +7,7 @@ package api
 //
 //	GET /v2.1/{tenant}/os-quota-sets/{project}[/detail|/defaults]   openstack quota show [--default]
 //	PUT /v2.1/{tenant}/os-quota-sets/{project}                       openstack quota set (admin)
+//	GET /v2.1/{tenant}/os-quota-class-sets/{class}                   openstack quota show --class (no limits)
 //	GET /v2.1/{tenant}/limits[?tenant_id=]                           openstack limits show --absolute
 //	GET /v2.1/{tenant}/os-simple-tenant-usage[/{project}]            openstack usage list / show
 //	GET /v2.1/{tenant}/os-keypairs                                   openstack keypair list (always empty)
@@ -59,6 +60,7 @@ func (s *server) openStackRoutes(tenant, _ func(path, method string, h http.Hand
 	tenant("/v2.1/{tenant}/os-quota-sets/{project}", http.MethodPut, s.updateQuotaSet)
 	tenant("/v2.1/{tenant}/os-quota-sets/{project}/detail", http.MethodGet, s.showQuotaSet)
 	tenant("/v2.1/{tenant}/os-quota-sets/{project}/defaults", http.MethodGet, s.showQuotaSet)
+	tenant("/v2.1/{tenant}/os-quota-class-sets/{class}", http.MethodGet, s.showQuotaClass)
 	tenant("/v2.1/{tenant}/limits", http.MethodGet, s.limits)
 	tenant("/v2.1/{tenant}/os-simple-tenant-usage", http.MethodGet, s.listUsage)
 	tenant("/v2.1/{tenant}/os-simple-tenant-usage/{project}", http.MethodGet, s.showUsage)
@@ -171,6 +173,16 @@ func (s *server) writeQuotaSet(w http.ResponseWriter, r *http.Request, project s
 		}
 	}
 	writeJSON(w, code, map[string]any{"quota_set": set})
+}
+
+// showQuotaClass is GET os-quota-class-sets/{class}: there are no quota
+// classes, so every class has the defaults a new project gets: no limits.
+func (s *server) showQuotaClass(w http.ResponseWriter, r *http.Request) {
+	set := map[string]any{"id": mux.Vars(r)["class"]}
+	for _, n := range novaQuotas {
+		set[n.name] = -1
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"quota_class_set": set})
 }
 
 // updateQuotaSet is PUT os-quota-sets/{project} (admin):

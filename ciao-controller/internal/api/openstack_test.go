@@ -62,6 +62,11 @@ func TestQuotaSets(t *testing.T) {
 		t.Errorf("defaults %v", q.QuotaSet)
 	}
 
+	if out := e.expect(t, "GET", "/v2.1/"+tenantA+"/os-quota-class-sets/default", "tokA", "", 200); out !=
+		`{"quota_class_set":{"cores":-1,"id":"default","instances":-1,"ram":-1}}`+"\n" {
+		t.Errorf("quota class %s", out)
+	}
+	e.expect(t, "PUT", "/v2.1/"+tenantA+"/os-quota-class-sets/default", "admin", `{"quota_class_set":{"cores":1}}`, 405)
 	// Another project's quotas: only for an admin.
 	e.expect(t, "GET", "/v2.1/"+tenantB+"/os-quota-sets/"+tenantA, "tokB", "", 403)
 	e.expect(t, "GET", "/v2.1/"+tenantB+"/os-quota-sets/"+tenantA+"/detail", "tokB", "", 403)
