@@ -22,6 +22,7 @@ import (
 // the compute port under /v3, backed by the datastore.
 type identityConfig struct {
 	TokenTTL  time.Duration // lifetime of issued tokens
+	CacheTTL  time.Duration // how long a validated token is trusted (built-in and external)
 	PublicURL string        // catalog base URL ("" = from each request)
 	ImageURL  string        // catalog image endpoint ("" = none)
 
@@ -56,6 +57,8 @@ the password and adds the role. Then point clients at it:
 func (c *identityConfig) register(fs *flag.FlagSet) {
 	c.TokenTTL = identity.DefaultTokenTTL
 	fs.DurationVar(&c.TokenTTL, "token-ttl", c.TokenTTL, "lifetime of tokens issued by the built-in identity")
+	c.CacheTTL = identity.DefaultCacheTTL
+	fs.DurationVar(&c.CacheTTL, "token-cache-ttl", c.CacheTTL, "how long a validated token is trusted before the built-in identity's store or the external Keystone is asked again (never past the token's expiry; a revocation elsewhere is seen within this time; 0: ask on every request)")
 	fs.StringVar(&c.PublicURL, "public-url", "", "base URL of the compute API put in the identity catalog, e.g. https://ctl:8774 (default: the URL the client used)")
 	fs.StringVar(&c.ImageURL, "catalog-image-url", "", "image service endpoint put in the identity catalog (empty: the compute API's base URL when -image-dir is set, else none)")
 	fs.StringVar(&c.RemoteURL, "identity-url", "", "validate tokens against this external Keystone instead of the built-in identity")
@@ -81,6 +84,9 @@ func (c *identityConfig) register(fs *flag.FlagSet) {
 func (c identityConfig) validate() error {
 	if c.TokenTTL <= 0 {
 		return errors.New("-token-ttl must be > 0")
+	}
+	if c.CacheTTL < 0 {
+		return errors.New("-token-cache-ttl must be >= 0")
 	}
 	if c.RemoteURL != "" && c.RemotePassword == "" {
 		return errors.New("-identity-url needs -identity-password")
@@ -126,11 +132,12 @@ func newAuth(cfg config, store *datastore.SQLite) (api.Authenticator, func(http.
 	}
 	if r := cfg.Identity; r.RemoteURL != "" {
 		rem, err := identity.NewRemote(identity.RemoteConfig{URL: r.RemoteURL, User: r.RemoteUser,
-			Password: r.RemotePassword, Project: r.RemoteProject, CacheTTL: identity.DefaultCacheTTL})
+			Password: r.RemotePassword, Project: r.RemoteProject, CacheTTL: r.CacheTTL})
 		return rem, func(h http.Handler) http.Handler { return h }, err
 	}
 	ic := identity.NewConfig(store)
 	ic.TokenTTL, ic.PublicURL, ic.ImageURL = cfg.Identity.TokenTTL, cfg.Identity.PublicURL, cfg.Identity.ImageURL
+	ic.CacheTTL = cfg.Identity.CacheTTL
 	ic.ImageOnBase = cfg.ImageDir != "" // the image API is on the compute port
 	svc, err := identity.New(ic)
 	if err != nil {

@@ -72,3 +72,27 @@ func TestHelpMentionsCreateUser(t *testing.T) {
 		t.Fatalf("help:\n%s", out.String())
 	}
 }
+
+// TestTokenCacheFlag: -token-cache-ttl reaches the built-in identity and
+// the external Keystone client; negative is refused.
+func TestTokenCacheFlag(t *testing.T) {
+	tls := []string{"-httpscert", "c.pem", "-httpskey", "k.pem"}
+	cfg, err := parseFlags(flag.NewFlagSet("t", flag.ContinueOnError), tls)
+	if err != nil || cfg.Identity.CacheTTL != identity.DefaultCacheTTL || newConfig().Identity.CacheTTL != identity.DefaultCacheTTL {
+		t.Fatalf("default: %v %v", cfg.Identity.CacheTTL, err)
+	}
+	cfg, err = parseFlags(flag.NewFlagSet("t", flag.ContinueOnError), append(tls, "-token-cache-ttl", "0", "-identity-url", "https://ks:5000", "-identity-password", "pw"))
+	if err != nil || cfg.Identity.CacheTTL != 0 {
+		t.Fatalf("0: %v %v", cfg.Identity.CacheTTL, err)
+	}
+	if _, err := parseFlags(flag.NewFlagSet("t", flag.ContinueOnError), append(tls, "-token-cache-ttl", "-1s")); err == nil || !strings.Contains(err.Error(), "-token-cache-ttl") {
+		t.Fatalf("-1s: %v", err)
+	}
+	auth, _, err := newAuth(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := auth.(*identity.Remote); !ok {
+		t.Fatalf("-identity-url gave %T", auth)
+	}
+}

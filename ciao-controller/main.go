@@ -85,7 +85,7 @@ func newConfig() config {
 	return config{Server: "localhost", Port: ssntp.DefaultPort, ComputePort: DefaultComputePort,
 		Database: DefaultDatabase, ShutdownTimeout: DefaultShutdownTimeout, ResendPending: controller.DefaultResendPendingAfter,
 		CNCITimeout: controller.DefaultCNCITimeout, CNCIIdle: controller.DefaultCNCIIdle, GCPercent: DefaultGCPercent,
-		Identity: identityConfig{TokenTTL: identity.DefaultTokenTTL, Role: "member", RemoteUser: "csr", RemoteProject: "service"}}
+		Identity: identityConfig{TokenTTL: identity.DefaultTokenTTL, CacheTTL: identity.DefaultCacheTTL, Role: "member", RemoteUser: "csr", RemoteProject: "service"}}
 }
 
 // Validate checks what can be checked before anything starts.
