@@ -45,10 +45,12 @@
 // # Instance directory
 //
 // <StateDir>/<instance uuid>/state is JSON: the START payload as received and
-// the driver's handle, replaced atomically. A START writes it twice: before
-// launching (no handle, not synced: it survives a killed launcher, not a
-// power loss) and once launched, with the handle, durably (synced, with its
-// directory) before the instance is reported active; a RESTART saves the new
-// handle durably. Drivers may keep files next to it (a process instance's
-// stdout.log and stderr.log).
+// the driver's handle. A START creates it once (O_EXCL, no temporary file)
+// before launching (no handle, not synced: it survives a killed launcher,
+// not a power loss) and, once launched, rewrites it in place with the handle
+// and syncs it, its directory and the state directory before the instance
+// is reported active (state.go says why in place is safe there); a RESTART
+// replaces it atomically (temporary file and rename) and durably. Drivers
+// may keep files next to it (a process instance's stdout.log and
+// stderr.log).
 package launcher

@@ -482,7 +482,9 @@ func (l *Launcher) start(ctx context.Context, f *ssntp.Frame) {
 	l.diskAvail -= rec.diskMB
 	st := &instanceState{Kind: kind, Start: req.raw}
 	in := &instance{l: l, id: req.id, dir: dir, drv: d, st: st, req: req, box: rec.box}
-	glog.Infof("launcher: starting instance %s (%s)", req.id, kind)
+	// One Info line per START, "running" (or the failure): the launcher
+	// logs thousands of them in a burst.
+	glog.V(1).Infof("launcher: starting instance %s (%s)", req.id, kind)
 	l.wg.Add(1)
 	go in.run(ctx, true)
 }
