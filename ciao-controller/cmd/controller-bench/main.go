@@ -7,11 +7,13 @@
 // the create phases a "cpu:" line says how the machine's CPU was shared
 // (controller, scheduler, the launcher processes, the bench's own clients).
 //
-// By default the launchers are processes sharing the machine's cores with
-// the servers, which real launchers (on compute nodes) do not:
-// -launcher-cpu-shares puts them in a low-weight cpu cgroup to stand for
-// launchers on other machines, -launcher-state-dir moves their instance
-// directories off the servers' disk, -agents light replaces them with
+// The launchers are processes on the servers' machine, which real
+// launchers (on compute nodes) are not. By default (-placement elsewhere)
+// they stand for launchers on other machines: -launcher-cpu-shares 2 puts
+// them in one low-weight cpu cgroup, so they get the CPU the servers leave
+// idle, and -launcher-state-dir /dev/shm keeps their instance directories
+// (and fsyncs) off the disk the controller's database is on. -placement
+// shared makes them compete for both; -agents light replaces them with
 // in-process stand-ins. The "setup: launchers are" line says which.
 //
 // Each START makes a directory and a file in the launcher's state. On an
@@ -66,6 +68,11 @@ type options struct {
 	launcherGOGC         string
 	launcherCPUShares    int
 	launcherStateDir     string
+	placement            string
+	// sharesBestEffort: -launcher-cpu-shares came from -placement
+	// elsewhere, not from the command line, so a host without the cgroup
+	// v1 cpu controller runs the launchers unisolated instead of failing.
+	sharesBestEffort bool
 }
 
 func main() {
@@ -86,8 +93,15 @@ func main() {
 	flag.StringVar(&o.launcherGOGC, "launcher-gogc", "", "GOGC of every launcher process (\"\" = the Go default, 100)")
 	flag.IntVar(&o.launcherCPUShares, "launcher-cpu-shares", 0, "put all launcher processes in one cgroup v1 cpu group with this cpu.shares (2..262144; every other task weighs 1024), standing for launchers on other machines: they get the CPU the controller and scheduler leave idle; needs root and "+cgroupV1CPU+"; 0 = off, all share the CPU")
 	flag.StringVar(&o.launcherStateDir, "launcher-state-dir", "", "directory under which the launchers keep their instance directories (a fresh subdirectory, removed at the end; default: the bench's temporary directory). /dev/shm (tmpfs) keeps their file system work off the disk the controller's database is on")
+	flag.StringVar(&o.placement, "placement", "elsewhere", "where the launcher processes stand: elsewhere (as on their own compute nodes: -launcher-cpu-shares 2 and -launcher-state-dir /dev/shm unless given, so that they neither take the servers' CPU nor write to the disk the controller's database is on) or shared (defaults 0 and the bench's temporary directory: everything competes for this machine's cores and disk)")
 	flag.BoolVar(&o.pprof, "pprof", false, "serve the controller's metrics and profiler on a free port (printed at setup)")
 	flag.Parse()
+	set := map[string]bool{}
+	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if err := applyPlacement(&o, set); err != nil {
+		fmt.Fprintln(os.Stderr, "controller-bench:", err)
+		os.Exit(2)
+	}
 	if o.agents != "process" && o.agents != "light" {
 		fmt.Fprintln(os.Stderr, "controller-bench: -agents must be process or light")
 		os.Exit(2)
@@ -224,7 +238,11 @@ func run(ctx context.Context, o options) (err error) {
 	}
 	if o.launcherCPUShares > 0 && o.agents == "process" {
 		if group, err = newCPUGroup(cgroupV1CPU, o.launcherCPUShares); err != nil {
-			return err
+			if !o.sharesBestEffort {
+				return err
+			}
+			fmt.Printf("setup: launchers cannot be isolated (%v): they share the CPU\n", err)
+			o.launcherCPUShares = 0
 		}
 	}
 	stateRoot := dir
@@ -292,6 +310,25 @@ func run(ctx context.Context, o options) (err error) {
 		return err
 	}
 	acct.print("create", snap)
+	return nil
+}
+
+// applyPlacement turns -placement into the defaults of the launcher
+// flags the command line left unset (set holds the flags it gave).
+func applyPlacement(o *options, set map[string]bool) error {
+	switch o.placement {
+	case "shared":
+		return nil
+	case "elsewhere":
+	default:
+		return fmt.Errorf("-placement %q: want elsewhere or shared", o.placement)
+	}
+	if !set["launcher-cpu-shares"] {
+		o.launcherCPUShares, o.sharesBestEffort = 2, true
+	}
+	if fi, err := os.Stat("/dev/shm"); !set["launcher-state-dir"] && err == nil && fi.IsDir() {
+		o.launcherStateDir = "/dev/shm"
+	}
 	return nil
 }
 
