@@ -24,15 +24,8 @@ import (
 // other.
 func TestResendPending(t *testing.T) {
 	fs := testutil.NewFakeServer(t)
-	store := datastore.NewMemory()
-	t.Cleanup(func() { store.Close() })
+	store := seededStore(t, "02:11:22:33:44:55")
 	ctx := context.Background()
-	if err := SeedWorkloads(ctx, store); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := store.EnsureTenant(ctx, datastore.Tenant{ID: tenantA, CNCIMAC: "02:11:22:33:44:55"}); err != nil {
-		t.Fatal(err)
-	}
 	old, err := store.CreateInstances(ctx, []datastore.InstanceRequest{
 		{ID: "10000000-0000-4000-8000-000000000001", TenantID: tenantA, WorkloadID: WorkloadClear},
 		{ID: "10000000-0000-4000-8000-000000000002", TenantID: tenantA, WorkloadID: WorkloadClear},
@@ -44,16 +37,7 @@ func TestResendPending(t *testing.T) {
 		t.Fatal(err)
 	}
 	const grace = 300 * time.Millisecond
-	sc := testutil.TestCerts(t).Config(t, ssntp.Controller)
-	sc.Port = fs.Port()
-	cfg := NewConfig(store, sc)
-	cfg.ResendPendingAfter = grace
-	ctl, err := New(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ctl.Close() })
-	fs.NextConnect(t)
+	ctl, _ := startOn(t, fs, store, func(c *Config) { c.ResendPendingAfter = grace })
 	agent := testutil.NewFakeAgent(t, fs.Port(), ssntp.AGENT, testutil.WithDropStarts(3))
 	fs.NextConnect(t)
 	node := agent.UUID().String()
@@ -173,32 +157,14 @@ func TestNodeDisconnectedMarksMissing(t *testing.T) {
 // record, with the event "CNCI Deleted".
 func TestCNCIDeletionResumed(t *testing.T) {
 	fs := testutil.NewFakeServer(t)
-	store := datastore.NewMemory()
-	t.Cleanup(func() { store.Close() })
+	store := seededStore(t, testutil.CNCIMAC)
 	ctx := context.Background()
-	if err := SeedWorkloads(ctx, store); err != nil {
-		t.Fatal(err)
-	}
 	const cnci, node = testutil.CNCIUUID, testutil.AgentUUID
-	if _, _, err := store.EnsureTenant(ctx, datastore.Tenant{ID: tenantA, CNCIMAC: testutil.CNCIMAC}); err != nil {
-		t.Fatal(err)
-	}
-	if err := store.PutCNCI(ctx, datastore.CNCI{TenantID: tenantA, ID: cnci, MAC: testutil.CNCIMAC, IP: testutil.CNCIIP, State: CNCIDeleting}); err != nil {
-		t.Fatal(err)
-	}
+	putCNCI(t, store, cnci, CNCIDeleting)
 	if err := store.RecordStats(ctx, datastore.StatsReport{NodeID: node, Instances: []datastore.InstanceStats{{InstanceID: cnci, NodeID: node, State: payloads.InstanceActive}}}); err != nil {
 		t.Fatal(err)
 	}
-	sc := testutil.TestCerts(t).Config(t, ssntp.Controller)
-	sc.Port = fs.Port()
-	cfg := NewConfig(store, sc)
-	cfg.Network, cfg.CNCITimeout, cfg.CNCIIdle = true, time.Second, 0
-	ctl, err := New(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ctl.Close() })
-	fs.NextConnect(t)
+	ctl, cfg := startOn(t, fs, store, func(c *Config) { c.Network, c.CNCITimeout, c.CNCIIdle = true, time.Second, 0 })
 	if d := fs.NextDelete(t); d.InstanceUUID != cnci || d.WorkloadAgentUUID != node {
 		t.Fatalf("DELETE %+v, want CNCI %s on %s", d, cnci, node)
 	}
@@ -207,15 +173,7 @@ func TestCNCIDeletionResumed(t *testing.T) {
 	// The worker handles frames in order: once the next one's event is
 	// written, the announcement has been handled.
 	fs.SendEvent(t, me, ssntp.NodeConnected, testutil.NodeConnectedPayload(node, payloads.NetworkNode))
-	waitFor(t, "NodeConnected handled", func() bool {
-		es, _ := store.Events(ctx, "")
-		for _, e := range es {
-			if strings.HasPrefix(e.Message, "Node connected "+node) {
-				return true
-			}
-		}
-		return false
-	})
+	waitFor(t, "NodeConnected handled", func() bool { return hasEventPrefix(store, "", "", "Node connected "+node) })
 	if cn, err := store.CNCI(ctx, tenantA); err != nil || cn.State != CNCIDeleting {
 		t.Fatalf("CNCI being deleted after its announcement: %+v %v", cn, err)
 	}
@@ -224,15 +182,7 @@ func TestCNCIDeletionResumed(t *testing.T) {
 		_, err := store.CNCI(ctx, tenantA)
 		return errors.Is(err, datastore.ErrNotFound)
 	})
-	waitFor(t, "CNCI Deleted event", func() bool {
-		es, _ := store.Events(ctx, tenantA)
-		for _, e := range es {
-			if strings.HasPrefix(e.Message, "CNCI Deleted "+cnci) {
-				return true
-			}
-		}
-		return false
-	})
+	waitFor(t, "CNCI Deleted event", func() bool { return hasEventPrefix(store, tenantA, "", "CNCI Deleted "+cnci) })
 	// Nothing is left to retry.
 	fs.Nothing(t, ssntp.COMMAND, uint8(ssntp.DELETE), cfg.CNCITimeout)
 }
@@ -242,41 +192,17 @@ func TestCNCIDeletionResumed(t *testing.T) {
 // event, so that the tenant's next request starts a new CNCI.
 func TestCNCIGoneUnasked(t *testing.T) {
 	fs := testutil.NewFakeServer(t)
-	store := datastore.NewMemory()
-	t.Cleanup(func() { store.Close() })
+	store := seededStore(t, testutil.CNCIMAC)
 	ctx := context.Background()
-	if err := SeedWorkloads(ctx, store); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := store.EnsureTenant(ctx, datastore.Tenant{ID: tenantA, CNCIMAC: testutil.CNCIMAC}); err != nil {
-		t.Fatal(err)
-	}
-	if err := store.PutCNCI(ctx, datastore.CNCI{TenantID: tenantA, ID: testutil.CNCIUUID, MAC: testutil.CNCIMAC, IP: testutil.CNCIIP, State: CNCIActive}); err != nil {
-		t.Fatal(err)
-	}
-	sc := testutil.TestCerts(t).Config(t, ssntp.Controller)
-	sc.Port = fs.Port()
-	cfg := NewConfig(store, sc)
-	cfg.Network = true
-	ctl, err := New(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ctl.Close() })
-	fs.NextConnect(t)
+	putCNCI(t, store, testutil.CNCIUUID, CNCIActive)
+	ctl, _ := startOn(t, fs, store, func(c *Config) { c.Network = true })
 	fs.SendEvent(t, ctl.client.UUID(), ssntp.InstanceDeleted, testutil.InstanceDeletedPayload(testutil.CNCIUUID))
 	waitFor(t, "CNCI record gone", func() bool {
 		_, err := store.CNCI(ctx, tenantA)
 		return errors.Is(err, datastore.ErrNotFound)
 	})
 	waitFor(t, "warning event", func() bool {
-		es, _ := store.Events(ctx, tenantA)
-		for _, e := range es {
-			if e.Type == datastore.EventWarn && strings.HasPrefix(e.Message, "CNCI Deleted "+testutil.CNCIUUID+": gone from its node unasked") {
-				return true
-			}
-		}
-		return false
+		return hasEventPrefix(store, tenantA, datastore.EventWarn, "CNCI Deleted "+testutil.CNCIUUID+": gone from its node unasked")
 	})
 }
 
@@ -286,19 +212,10 @@ func TestCNCIGoneUnasked(t *testing.T) {
 // CNCI again, it gets its DELETE again.
 func TestCNCIDeletionNodeGone(t *testing.T) {
 	fs := testutil.NewFakeServer(t)
-	store := datastore.NewMemory()
-	t.Cleanup(func() { store.Close() })
+	store := seededStore(t, testutil.CNCIMAC)
 	ctx := context.Background()
-	if err := SeedWorkloads(ctx, store); err != nil {
-		t.Fatal(err)
-	}
 	const old, gone = testutil.CNCIUUID, testutil.NetAgentUUID
-	if _, _, err := store.EnsureTenant(ctx, datastore.Tenant{ID: tenantA, CNCIMAC: testutil.CNCIMAC}); err != nil {
-		t.Fatal(err)
-	}
-	if err := store.PutCNCI(ctx, datastore.CNCI{TenantID: tenantA, ID: old, MAC: testutil.CNCIMAC, IP: testutil.CNCIIP, State: CNCIDeleting}); err != nil {
-		t.Fatal(err)
-	}
+	putCNCI(t, store, old, CNCIDeleting)
 	report := func() {
 		t.Helper()
 		if err := store.RecordStats(ctx, datastore.StatsReport{NodeID: gone, Instances: []datastore.InstanceStats{{InstanceID: old, NodeID: gone, State: payloads.InstanceActive}}}); err != nil {
@@ -306,16 +223,7 @@ func TestCNCIDeletionNodeGone(t *testing.T) {
 		}
 	}
 	report()
-	sc := testutil.TestCerts(t).Config(t, ssntp.Controller)
-	sc.Port = fs.Port()
-	cfg := NewConfig(store, sc)
-	cfg.Network, cfg.CNCITimeout, cfg.CNCIIdle = true, 5*time.Second, 0
-	ctl, err := New(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ctl.Close() })
-	fs.NextConnect(t)
+	ctl, _ := startOn(t, fs, store, func(c *Config) { c.Network, c.CNCITimeout, c.CNCIIdle = true, 5*time.Second, 0 })
 	// A node for the new CNCI and the instance.
 	node := testutil.NewFakeAgent(t, fs.Port(), ssntp.AGENT|ssntp.NETAGENT)
 	fs.NextConnect(t)
@@ -352,4 +260,58 @@ func TestCNCIDeletionNodeGone(t *testing.T) {
 	if cn, err := store.CNCI(ctx, tenantA); err != nil || cn.ID != cs.InstanceUUID || cn.State != CNCIActive {
 		t.Errorf("tenant CNCI %+v %v, want the new %s active", cn, err, cs.InstanceUUID)
 	}
+}
+
+// seededStore is a memory store with the workloads and tenantA (its
+// CNCI MAC mac), closed at cleanup.
+func seededStore(t *testing.T, mac string) *datastore.Memory {
+	t.Helper()
+	store := datastore.NewMemory()
+	t.Cleanup(func() { store.Close() })
+	ctx := context.Background()
+	if err := SeedWorkloads(ctx, store); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := store.EnsureTenant(ctx, datastore.Tenant{ID: tenantA, CNCIMAC: mac}); err != nil {
+		t.Fatal(err)
+	}
+	return store
+}
+
+// putCNCI records id, in state, as tenantA's CNCI (testutil's MAC and IP).
+func putCNCI(t *testing.T, store *datastore.Memory, id, state string) {
+	t.Helper()
+	if err := store.PutCNCI(context.Background(), datastore.CNCI{TenantID: tenantA, ID: id, MAC: testutil.CNCIMAC, IP: testutil.CNCIIP, State: state}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// startOn starts a Controller on store against the fake scheduler fs,
+// its config adjusted by mod, closed at cleanup, and waits until it is
+// connected; it returns the controller and its config.
+func startOn(t *testing.T, fs *testutil.FakeServer, store *datastore.Memory, mod func(*Config)) (*Controller, Config) {
+	t.Helper()
+	sc := testutil.TestCerts(t).Config(t, ssntp.Controller)
+	sc.Port = fs.Port()
+	cfg := NewConfig(store, sc)
+	mod(&cfg)
+	ctl, err := New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ctl.Close() })
+	fs.NextConnect(t)
+	return ctl, cfg
+}
+
+// hasEventPrefix reports whether tenant's events hold one of type typ
+// ("" for any) whose message starts with prefix.
+func hasEventPrefix(store *datastore.Memory, tenant, typ, prefix string) bool {
+	es, _ := store.Events(context.Background(), tenant)
+	for _, e := range es {
+		if (typ == "" || e.Type == typ) && strings.HasPrefix(e.Message, prefix) {
+			return true
+		}
+	}
+	return false
 }
