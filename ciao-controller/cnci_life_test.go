@@ -1,16 +1,10 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -30,11 +24,30 @@ const lifeAdminTok = "admintok"
 // fake launchers that report STATS every 20 ms, as launchers do (much
 // faster), so the controller knows where every instance and CNCI runs.
 type lifeCluster struct {
+	sched   *testScheduler
 	port    int
 	root    string
 	hc      *http.Client
 	compute []*testutil.FakeAgent
 	network *testutil.FakeAgent // nil without tenant networking
+}
+
+// startLifeCluster starts the real ciao-scheduler and the controller
+// in-process, with the admin token lifeAdminTok; mod adjusts the
+// controller's config. It starts no node.
+func startLifeCluster(t *testing.T, network bool, mod func(*config)) *lifeCluster {
+	t.Helper()
+	s := startScheduler(t)
+	cfg := s.controllerConfig(t)
+	cfg.Network = network
+	cfg.tokens = api.StaticTokens{lifeAdminTok: {TenantID: tenant, ProjectName: "admin", Roles: []string{"admin"}}}
+	if mod != nil {
+		mod(&cfg)
+	}
+	k := &lifeCluster{sched: s, port: s.port, hc: &http.Client{Timeout: 30 * time.Second}}
+	t.Cleanup(k.hc.CloseIdleConnections)
+	k.root = "http://" + startController(t, cfg).String() + "/v2.1"
+	return k
 }
 
 // newLifeCluster starts the cluster; mod adjusts the controller's config.
@@ -44,84 +57,17 @@ func newLifeCluster(t *testing.T, network bool, mod func(*config), computeOpts .
 	if testing.Short() {
 		t.Skip("builds and runs ciao-scheduler")
 	}
-	dir := t.TempDir()
-	sched := buildScheduler(t, dir)
-	certs := testutil.TestCerts(t)
-	ca, schedCert := certs.WriteFiles(t, dir, ssntp.SCHEDULER|ssntp.SERVER)
-	_, ctlCert := certs.WriteFiles(t, dir, ssntp.Controller)
-	conf := filepath.Join(dir, "configuration.yaml")
-	if err := os.WriteFile(conf, testutil.Marshal(t, testutil.ConfigureCmd()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	port := freePort(t)
-	testutil.StartCommand(t, dir, "scheduler", sched, "-cert", schedCert, "-cacert", ca,
-		"-listen", "127.0.0.1:"+strconv.Itoa(port), "-configuration-uri", "file://"+conf, "-logtostderr")
-
-	cfg := newConfig()
-	cfg.CACert, cfg.Cert, cfg.Server, cfg.Port = ca, ctlCert, "127.0.0.1", port
-	cfg.PlainHTTP, cfg.ComputeHost, cfg.ComputePort = true, "127.0.0.1", 0
-	cfg.Database = filepath.Join(dir, "controller.db")
-	cfg.Network = network
-	cfg.tokens = api.StaticTokens{lifeAdminTok: {TenantID: tenant, ProjectName: "admin", Roles: []string{"admin"}}}
-	cfg.ssntpMod = func(c *ssntp.Config) { c.BackoffUnit = 20 * time.Millisecond; c.Log = testutil.Logger(t) }
-	if mod != nil {
-		mod(&cfg)
-	}
-	addr := make(chan net.Addr, 1)
-	cfg.onListen = func(a net.Addr) { addr <- a }
-	ctx, cancel := context.WithCancel(context.Background())
-	ran := make(chan error, 1)
-	go func() { ran <- run(ctx, cfg) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-ran; !errors.Is(err, context.Canceled) {
-			t.Errorf("run returned %v, want context.Canceled", err)
-		}
-	})
-	k := &lifeCluster{port: port, hc: &http.Client{Timeout: 30 * time.Second}}
-	t.Cleanup(k.hc.CloseIdleConnections)
-	select {
-	case a := <-addr:
-		k.root = "http://" + a.String() + "/v2.1"
-	case err := <-ran:
-		t.Fatalf("run: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("controller did not come up")
-	}
+	k := startLifeCluster(t, network, mod)
 	for _, opts := range computeOpts {
-		k.compute = append(k.compute, testutil.NewFakeAgent(t, port, ssntp.AGENT, append([]testutil.Option{testutil.WithAutoReady(1 << 16)}, opts...)...))
+		k.compute = append(k.compute, testutil.NewFakeAgent(t, k.port, ssntp.AGENT, append([]testutil.Option{testutil.WithAutoReady(1 << 16)}, opts...)...))
 	}
 	agents := append([]*testutil.FakeAgent(nil), k.compute...)
 	if network {
-		k.network = testutil.NewFakeAgent(t, port, ssntp.NETAGENT, testutil.WithAutoReady(1<<16))
+		k.network = testutil.NewFakeAgent(t, k.port, ssntp.NETAGENT, testutil.WithAutoReady(1<<16))
 		agents = append(agents, k.network)
 	}
-	stop, stopped := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(stopped)
-		tick := time.NewTicker(20 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-				for _, a := range agents {
-					a.SendStats(t)
-				}
-			}
-		}
-	}()
-	t.Cleanup(func() { close(stop); <-stopped })
-	// A START is placed only on a node whose READY the scheduler read;
-	// once the controller lists a node (from its STATS) it is placeable.
-	k.poll(t, "every node listed", func() bool {
-		var nodes struct {
-			Nodes []struct{ ID string } `json:"nodes"`
-		}
-		b, code := k.call(http.MethodGet, "/nodes", "")
-		return code == http.StatusOK && json.Unmarshal([]byte(b), &nodes) == nil && len(nodes.Nodes) >= len(agents)
-	})
+	sendStatsEvery(t, 20*time.Millisecond, agents...)
+	k.waitNodes(t, len(agents))
 	return k
 }
 

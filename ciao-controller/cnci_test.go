@@ -1,23 +1,15 @@
 package main
 
 import (
-	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/ciao-project/ciao/ciao-controller/internal/api"
-	"github.com/ciao-project/ciao/ciao-controller/internal/controller"
 	"github.com/ciao-project/ciao/payloads"
 	"github.com/ciao-project/ciao/ssntp"
 	"github.com/ciao-project/ciao/testutil"
@@ -40,91 +32,23 @@ func TestCNCIPerTenant(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs ciao-scheduler")
 	}
-	dir := t.TempDir()
-	sched := buildScheduler(t, dir)
-	certs := testutil.TestCerts(t)
-	ca, schedCert := certs.WriteFiles(t, dir, ssntp.SCHEDULER|ssntp.SERVER)
-	_, ctlCert := certs.WriteFiles(t, dir, ssntp.Controller)
-	conf := filepath.Join(dir, "configuration.yaml")
-	if err := os.WriteFile(conf, testutil.Marshal(t, testutil.ConfigureCmd()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	port := freePort(t)
-	testutil.StartCommand(t, dir, "scheduler", sched, "-cert", schedCert, "-cacert", ca,
-		"-listen", "127.0.0.1:"+strconv.Itoa(port), "-configuration-uri", "file://"+conf, "-logtostderr")
-
 	const (
 		t1, t2, t3 = "5a1e0b1c-0000-4000-8000-000000000001", "5a1e0b1c-0000-4000-8000-000000000002", "5a1e0b1c-0000-4000-8000-000000000003"
-		adminTok   = "admintok"
+		adminTok   = lifeAdminTok
 	)
-	cfg := newConfig()
-	cfg.CACert, cfg.Cert, cfg.Server, cfg.Port = ca, ctlCert, "127.0.0.1", port
-	cfg.PlainHTTP, cfg.ComputeHost, cfg.ComputePort = true, "127.0.0.1", 0
-	cfg.Database = filepath.Join(dir, "controller.db")
-	cfg.Network, cfg.CNCITimeout = true, 5*time.Second
-	cfg.tokens = api.StaticTokens{adminTok: {TenantID: t1, ProjectName: "admin", Roles: []string{"admin"}}}
-	cfg.ssntpMod = func(c *ssntp.Config) { c.BackoffUnit = 20 * time.Millisecond; c.Log = testutil.Logger(t) }
-	addr := make(chan net.Addr, 1)
-	cfg.onListen = func(a net.Addr) { addr <- a }
-	ctx, cancel := context.WithCancel(context.Background())
-	ran := make(chan error, 1)
-	go func() { ran <- run(ctx, cfg) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-ran; !errors.Is(err, context.Canceled) {
-			t.Errorf("run returned %v, want context.Canceled", err)
-		}
+	k := startLifeCluster(t, true, func(c *config) {
+		c.CNCITimeout = 5 * time.Second
+		c.tokens = api.StaticTokens{adminTok: {TenantID: t1, ProjectName: "admin", Roles: []string{"admin"}}}
 	})
-	var root string
-	select {
-	case a := <-addr:
-		root = "http://" + a.String() + "/v2.1"
-	case err := <-ran:
-		t.Fatalf("run: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("controller did not come up")
-	}
+	root, port := k.root, k.port
 	compute := testutil.NewFakeAgent(t, port, ssntp.AGENT, testutil.WithAutoReady(1<<16))
 	network := testutil.NewFakeAgent(t, port, ssntp.NETAGENT, testutil.WithAutoReady(1<<16))
-	hc := &http.Client{Timeout: 30 * time.Second}
-	t.Cleanup(hc.CloseIdleConnections)
 	createFor := func(tenant string) (int, string) {
-		req, _ := http.NewRequest(http.MethodPost, root+"/"+tenant+"/servers",
-			strings.NewReader(fmt.Sprintf(`{"server":{"flavorRef":%q,"max_count":1}}`, controller.WorkloadClear)))
-		req.Header.Set("X-Auth-Token", adminTok)
-		resp, err := hc.Do(req)
-		if err != nil {
-			return 0, err.Error()
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		code, _, body := k.create(tenant, 1)
+		return code, body
 	}
-
-	// The scheduler places a START only on a node whose READY it has read.
-	// The agents send READY then STATS on one connection, so once the
-	// controller lists both nodes (from their STATS) both are placeable.
-	deadline := time.Now().Add(testutil.WaitTimeout)
-	for {
-		req, _ := http.NewRequest(http.MethodGet, root+"/nodes", nil)
-		req.Header.Set("X-Auth-Token", adminTok)
-		var nodes struct {
-			Nodes []struct {
-				ID string `json:"id"`
-			} `json:"nodes"`
-		}
-		if resp, err := hc.Do(req); err == nil {
-			_ = json.NewDecoder(resp.Body).Decode(&nodes)
-			resp.Body.Close()
-		}
-		if len(nodes.Nodes) >= 2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the controller lists %d nodes, want the compute and the network node", len(nodes.Nodes))
-		}
-		time.Sleep(10 * time.Millisecond) // poll interval, not a wait for state
-	}
+	// Both nodes listed: both placeable.
+	k.waitNodes(t, 2)
 
 	// Five concurrent first creates: one CNCI.
 	var wg sync.WaitGroup

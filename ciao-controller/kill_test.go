@@ -72,46 +72,19 @@ func TestControllerSIGKILL(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs ciao-scheduler")
 	}
-	dir := t.TempDir()
-	sched := buildScheduler(t, dir)
-	certs := testutil.TestCerts(t)
-	ca, schedCert := certs.WriteFiles(t, dir, ssntp.SCHEDULER|ssntp.SERVER)
-	_, ctlCert := certs.WriteFiles(t, dir, ssntp.Controller)
-	conf := filepath.Join(dir, "configuration.yaml")
-	if err := os.WriteFile(conf, testutil.Marshal(t, testutil.ConfigureCmd()), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	s := startScheduler(t)
+	dir, ca, ctlCert, port := s.dir, s.ca, s.ctlCert, s.port
 	tokens := filepath.Join(dir, "tokens")
 	if err := os.WriteFile(tokens, []byte(token+" "+tenant+" demo member\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	port := freePort(t)
-	testutil.StartCommand(t, dir, "scheduler", sched, "-cert", schedCert, "-cacert", ca,
-		"-listen", "127.0.0.1:"+strconv.Itoa(port), "-configuration-uri", "file://"+conf, "-logtostderr")
 	var agents []*testutil.FakeAgent
 	for i := 0; i < 3; i++ {
 		agents = append(agents, testutil.NewFakeAgent(t, port, ssntp.AGENT, testutil.WithAutoReady(1<<20)))
 	}
 	// Launchers report every 50 ms; the controller re-sends STARTs left
 	// pending after 10 s, two hundred report periods (slack for a loaded CI).
-	stopStats := make(chan struct{})
-	statsDone := make(chan struct{})
-	go func() {
-		defer close(statsDone)
-		tick := time.NewTicker(50 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-stopStats:
-				return
-			case <-tick.C:
-				for _, a := range agents {
-					a.SendStats(t)
-				}
-			}
-		}
-	}()
-	t.Cleanup(func() { close(stopStats); <-statsDone })
+	sendStatsEvery(t, 50*time.Millisecond, agents...)
 
 	apiPort := freePort(t)
 	base := "http://127.0.0.1:" + strconv.Itoa(apiPort) + "/v2.1/" + tenant

@@ -3,16 +3,13 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -89,58 +86,22 @@ func TestEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs ciao-scheduler")
 	}
-	dir := t.TempDir()
-	sched := filepath.Join(dir, "ciao-scheduler")
-	if out, err := exec.Command("go", "build", "-o", sched, "../ciao-scheduler").CombinedOutput(); err != nil {
-		t.Fatalf("building ciao-scheduler: %v\n%s", err, out)
-	}
-	certs := testutil.TestCerts(t)
-	ca, schedCert := certs.WriteFiles(t, dir, ssntp.SCHEDULER|ssntp.SERVER)
-	_, ctlCert := certs.WriteFiles(t, dir, ssntp.Controller)
-	conf := filepath.Join(dir, "configuration.yaml")
-	if err := os.WriteFile(conf, testutil.Marshal(t, testutil.ConfigureCmd()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	port := freePort(t)
-	testutil.StartCommand(t, dir, "scheduler", sched, "-cert", schedCert, "-cacert", ca, "-listen", "127.0.0.1:"+strconv.Itoa(port),
-		"-configuration-uri", "file://"+conf, "-logtostderr")
+	sch := startScheduler(t)
+	port := sch.port
 
 	// The controller, in-process; Dial retries until the scheduler listens.
-	cfg := newConfig()
-	cfg.CACert, cfg.Cert, cfg.Server, cfg.Port = ca, ctlCert, "127.0.0.1", port
-	cfg.PlainHTTP, cfg.ComputeHost, cfg.ComputePort = true, "127.0.0.1", 0
-	cfg.Database = filepath.Join(dir, "controller.db")
+	cfg := sch.controllerConfig(t)
 	cfg.tokens = api.StaticTokens{token: {TenantID: tenant, ProjectName: "demo", Roles: []string{"user"}}}
-	cfg.ssntpMod = func(c *ssntp.Config) { c.BackoffUnit = 20 * time.Millisecond; c.Log = testutil.Logger(t) }
 	cfg.seed = func(ctx context.Context, s datastore.Store) error {
 		if _, _, err := s.EnsureTenant(ctx, datastore.Tenant{ID: tenant, CNCIMAC: "02:11:22:33:44:55"}); err != nil {
 			return err
 		}
 		return s.SetLimit(ctx, tenant, datastore.ResInstances, 5)
 	}
-	addr := make(chan net.Addr, 1)
-	cfg.onListen = func(a net.Addr) { addr <- a }
 	cfg.MetricsAddr = "127.0.0.1:0"
 	metricsAddr := make(chan net.Addr, 1)
 	cfg.onMetrics = func(a net.Addr) { metricsAddr <- a }
-	ctx, cancel := context.WithCancel(context.Background())
-	ran := make(chan error, 1)
-	go func() { ran <- run(ctx, cfg) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-ran; !errors.Is(err, context.Canceled) {
-			t.Errorf("run returned %v, want context.Canceled", err)
-		}
-	})
-	var base string
-	select {
-	case a := <-addr:
-		base = "http://" + a.String() + "/v2.1/" + tenant
-	case err := <-ran:
-		t.Fatalf("run: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("controller did not come up")
-	}
+	base := "http://" + startController(t, cfg).String() + "/v2.1/" + tenant
 
 	agents := []*testutil.FakeAgent{
 		testutil.NewFakeAgent(t, port, ssntp.AGENT, testutil.WithAutoReady(4096)),

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -166,26 +165,13 @@ func TestOpenStackClient(t *testing.T) {
 		}
 		t.Skip("openstack CLI missing (apt-get install python3-openstackclient)")
 	}
-	dir := t.TempDir()
-	sched := buildScheduler(t, dir)
-	certs := testutil.TestCerts(t)
-	ca, schedCert := certs.WriteFiles(t, dir, ssntp.SCHEDULER|ssntp.SERVER)
-	_, ctlCert := certs.WriteFiles(t, dir, ssntp.Controller)
-	conf := filepath.Join(dir, "configuration.yaml")
-	if err := os.WriteFile(conf, testutil.Marshal(t, testutil.ConfigureCmd()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	port := freePort(t)
-	testutil.StartCommand(t, dir, "scheduler", sched, "-cert", schedCert, "-cacert", ca, "-listen", "127.0.0.1:"+strconv.Itoa(port),
-		"-configuration-uri", "file://"+conf, "-logtostderr")
+	sch := startScheduler(t)
+	dir, port := sch.dir, sch.port
 
 	httpsCert, httpsKey := testutil.WriteHTTPSCert(t, dir)
-	cfg := newConfig()
-	cfg.CACert, cfg.Cert, cfg.Server, cfg.Port = ca, ctlCert, "127.0.0.1", port
-	cfg.HTTPSCert, cfg.HTTPSKey, cfg.ComputeHost, cfg.ComputePort = httpsCert, httpsKey, "127.0.0.1", 0
-	cfg.Database = filepath.Join(dir, "controller.db")
+	cfg := sch.controllerConfig(t)
+	cfg.PlainHTTP, cfg.HTTPSCert, cfg.HTTPSKey = false, httpsCert, httpsKey
 	cfg.ImageDir = filepath.Join(dir, "images")
-	cfg.ssntpMod = func(c *ssntp.Config) { c.BackoffUnit = 20 * time.Millisecond; c.Log = testutil.Logger(t) }
 	var project string
 	cfg.seed = func(ctx context.Context, s datastore.Store) error {
 		ids := s.(datastore.IdentityStore)
@@ -199,26 +185,7 @@ func TestOpenStackClient(t *testing.T) {
 		project = p.ID
 		return err
 	}
-	addr := make(chan net.Addr, 1)
-	cfg.onListen = func(a net.Addr) { addr <- a }
-	ctx, cancel := context.WithCancel(context.Background())
-	ran := make(chan error, 1)
-	go func() { ran <- run(ctx, cfg) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-ran; !errors.Is(err, context.Canceled) {
-			t.Errorf("run returned %v, want context.Canceled", err)
-		}
-	})
-	var base string
-	select {
-	case a := <-addr:
-		base = "https://" + a.String()
-	case err := <-ran:
-		t.Fatalf("run: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("controller did not come up")
-	}
+	base := "https://" + startController(t, cfg).String()
 	pool := x509.NewCertPool()
 	caPEM, err := os.ReadFile(httpsCert)
 	if err != nil || !pool.AppendCertsFromPEM(caPEM) {
