@@ -47,13 +47,7 @@ func TestCNCIIdleRealLaunchers(t *testing.T) {
 	// CNCI the network node's launcher started; it returns both ids.
 	createUp := func(notCNCI string) (string, string) {
 		t.Helper()
-		type result struct {
-			code int
-			ids  []string
-			body string
-		}
-		done := make(chan result, 1)
-		go func() { code, ids, b := k.create(t1, 1); done <- result{code, ids, b} }()
+		done := k.createAsync(t1)
 		var cnci string
 		k.poll(t, "a new CNCI record of "+t1, func() bool { cnci = k.cncis(t)[t1]; return cnci != "" && cnci != notCNCI })
 		agent := testutil.NewFakeCNCIAgent(t, port, testutil.WithUUID(uuid.MustParse(cnci)), testutil.WithTenant(t1))

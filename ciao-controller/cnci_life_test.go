@@ -111,6 +111,21 @@ func (k *lifeCluster) create(tn string, n int) (int, []string, string) {
 	return code, ids, b
 }
 
+// created is the answer to a create: status, ids and body.
+type created struct {
+	code int
+	ids  []string
+	body string
+}
+
+// createAsync asks for one server of tn in the background; the answer
+// comes on the channel.
+func (k *lifeCluster) createAsync(tn string) <-chan created {
+	done := make(chan created, 1)
+	go func() { code, ids, b := k.create(tn, 1); done <- created{code, ids, b} }()
+	return done
+}
+
 // state is a server's status, "" if it is not found.
 func (k *lifeCluster) state(tn, id string) string {
 	b, code := k.call(http.MethodGet, "/"+tn+"/servers/"+id, "")
@@ -197,13 +212,7 @@ func (k *lifeCluster) tenantCNCIs(tn string) []string {
 // checks that the server's START names that CNCI.
 func (k *lifeCluster) createWithCNCI(t *testing.T, tn string) (server, cnci string, agent *testutil.FakeCNCIAgent) {
 	t.Helper()
-	type result struct {
-		code int
-		ids  []string
-		body string
-	}
-	done := make(chan result, 1)
-	go func() { code, ids, b := k.create(tn, 1); done <- result{code, ids, b} }()
+	done := k.createAsync(tn)
 	cnci, agent = k.cnciStart(t, tn, true)
 	r := <-done
 	if r.code != http.StatusAccepted || len(r.ids) != 1 {
@@ -275,13 +284,7 @@ func TestCNCILifecycle(t *testing.T) {
 	if d := k.nextDelete(t); d.InstanceUUID != cnci2 {
 		t.Fatalf("DELETE of %s, want %s", d.InstanceUUID, cnci2)
 	}
-	type result struct {
-		code int
-		ids  []string
-		body string
-	}
-	done := make(chan result, 1)
-	go func() { code, ids, b := k.create(t1, 1); done <- result{code, ids, b} }()
+	done := k.createAsync(t1)
 	// The create waits: the dying CNCI still runs, so no new one yet.
 	k.network.Nothing(t, ssntp.COMMAND, uint8(ssntp.START), 300*time.Millisecond)
 	if d := k.nextDelete(t); d.InstanceUUID != cnci2 {
@@ -307,8 +310,7 @@ func TestCNCILifecycle(t *testing.T) {
 	}
 
 	// A CNCI that never announces itself: 503, then DELETE.
-	done3 := make(chan result, 1)
-	go func() { code, ids, b := k.create(t3, 1); done3 <- result{code, ids, b} }()
+	done3 := k.createAsync(t3)
 	silent, _ := k.cnciStart(t, t3, false)
 	if r := <-done3; r.code != http.StatusServiceUnavailable {
 		t.Fatalf("create with a silent CNCI: %d %s, want 503", r.code, r.body)

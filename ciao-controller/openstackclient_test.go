@@ -395,8 +395,8 @@ func TestOpenStackClient(t *testing.T) {
 	t.Logf("openstack commands took %v", time.Since(start))
 }
 
-// apiGet decodes the answer to an API GET into v.
-func apiGet(t *testing.T, hc *http.Client, url, tok string, v any) {
+// apiDo makes an API GET with the token tok; the caller closes the body.
+func apiDo(t *testing.T, hc *http.Client, url, tok string) *http.Response {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodGet, url, nil)
 	if err != nil {
@@ -407,6 +407,13 @@ func apiGet(t *testing.T, hc *http.Client, url, tok string, v any) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return resp
+}
+
+// apiGet decodes the answer to an API GET into v.
+func apiGet(t *testing.T, hc *http.Client, url, tok string, v any) {
+	t.Helper()
+	resp := apiDo(t, hc, url, tok)
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET %s: %s", url, resp.Status)
@@ -420,15 +427,7 @@ func apiGet(t *testing.T, hc *http.Client, url, tok string, v any) {
 // status code when it is not 200.
 func apiStatus(t *testing.T, hc *http.Client, root, tok, id string) string {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, root+"/servers/"+id, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("X-Auth-Token", tok)
-	resp, err := hc.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := apiDo(t, hc, root+"/servers/"+id, tok)
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		return strconv.Itoa(resp.StatusCode)

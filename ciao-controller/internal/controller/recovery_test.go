@@ -161,9 +161,7 @@ func TestCNCIDeletionResumed(t *testing.T) {
 	ctx := context.Background()
 	const cnci, node = testutil.CNCIUUID, testutil.AgentUUID
 	putCNCI(t, store, cnci, CNCIDeleting)
-	if err := store.RecordStats(ctx, datastore.StatsReport{NodeID: node, Instances: []datastore.InstanceStats{{InstanceID: cnci, NodeID: node, State: payloads.InstanceActive}}}); err != nil {
-		t.Fatal(err)
-	}
+	reportCNCI(t, store, node, cnci)
 	ctl, cfg := startOn(t, fs, store, func(c *Config) { c.Network, c.CNCITimeout, c.CNCIIdle = true, time.Second, 0 })
 	if d := fs.NextDelete(t); d.InstanceUUID != cnci || d.WorkloadAgentUUID != node {
 		t.Fatalf("DELETE %+v, want CNCI %s on %s", d, cnci, node)
@@ -178,10 +176,7 @@ func TestCNCIDeletionResumed(t *testing.T) {
 		t.Fatalf("CNCI being deleted after its announcement: %+v %v", cn, err)
 	}
 	fs.SendEvent(t, me, ssntp.InstanceDeleted, testutil.InstanceDeletedPayload(cnci))
-	waitFor(t, "CNCI record gone", func() bool {
-		_, err := store.CNCI(ctx, tenantA)
-		return errors.Is(err, datastore.ErrNotFound)
-	})
+	waitCNCIGone(t, store)
 	waitFor(t, "CNCI Deleted event", func() bool { return hasEventPrefix(store, tenantA, "", "CNCI Deleted "+cnci) })
 	// Nothing is left to retry.
 	fs.Nothing(t, ssntp.COMMAND, uint8(ssntp.DELETE), cfg.CNCITimeout)
@@ -193,14 +188,10 @@ func TestCNCIDeletionResumed(t *testing.T) {
 func TestCNCIGoneUnasked(t *testing.T) {
 	fs := testutil.NewFakeServer(t)
 	store := seededStore(t, testutil.CNCIMAC)
-	ctx := context.Background()
 	putCNCI(t, store, testutil.CNCIUUID, CNCIActive)
 	ctl, _ := startOn(t, fs, store, func(c *Config) { c.Network = true })
 	fs.SendEvent(t, ctl.client.UUID(), ssntp.InstanceDeleted, testutil.InstanceDeletedPayload(testutil.CNCIUUID))
-	waitFor(t, "CNCI record gone", func() bool {
-		_, err := store.CNCI(ctx, tenantA)
-		return errors.Is(err, datastore.ErrNotFound)
-	})
+	waitCNCIGone(t, store)
 	waitFor(t, "warning event", func() bool {
 		return hasEventPrefix(store, tenantA, datastore.EventWarn, "CNCI Deleted "+testutil.CNCIUUID+": gone from its node unasked")
 	})
@@ -216,13 +207,7 @@ func TestCNCIDeletionNodeGone(t *testing.T) {
 	ctx := context.Background()
 	const old, gone = testutil.CNCIUUID, testutil.NetAgentUUID
 	putCNCI(t, store, old, CNCIDeleting)
-	report := func() {
-		t.Helper()
-		if err := store.RecordStats(ctx, datastore.StatsReport{NodeID: gone, Instances: []datastore.InstanceStats{{InstanceID: old, NodeID: gone, State: payloads.InstanceActive}}}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	report()
+	reportCNCI(t, store, gone, old)
 	ctl, _ := startOn(t, fs, store, func(c *Config) { c.Network, c.CNCITimeout, c.CNCIIdle = true, 5*time.Second, 0 })
 	// A node for the new CNCI and the instance.
 	node := testutil.NewFakeAgent(t, fs.Port(), ssntp.AGENT|ssntp.NETAGENT)
@@ -253,7 +238,7 @@ func TestCNCIDeletionNodeGone(t *testing.T) {
 		t.Fatalf("instance START %s with concentrator %s, want %s with %s", s.InstanceUUID, s.Networking.ConcentratorUUID, r.ins[0].ID, cs.InstanceUUID)
 	}
 	// The node comes back and reports the old CNCI: DELETE again.
-	report()
+	reportCNCI(t, store, gone, old)
 	if d := fs.NextDelete(t); d.InstanceUUID != old || d.WorkloadAgentUUID != gone {
 		t.Fatalf("DELETE %+v, want %s on %s again", d, old, gone)
 	}
@@ -314,4 +299,22 @@ func hasEventPrefix(store *datastore.Memory, tenant, typ, prefix string) bool {
 		}
 	}
 	return false
+}
+
+// reportCNCI records node's STATS with the CNCI cnci active on it.
+func reportCNCI(t *testing.T, store *datastore.Memory, node, cnci string) {
+	t.Helper()
+	if err := store.RecordStats(context.Background(), datastore.StatsReport{NodeID: node,
+		Instances: []datastore.InstanceStats{{InstanceID: cnci, NodeID: node, State: payloads.InstanceActive}}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitCNCIGone waits until tenantA has no CNCI record.
+func waitCNCIGone(t *testing.T, store *datastore.Memory) {
+	t.Helper()
+	waitFor(t, "CNCI record gone", func() bool {
+		_, err := store.CNCI(context.Background(), tenantA)
+		return errors.Is(err, datastore.ErrNotFound)
+	})
 }
