@@ -211,27 +211,25 @@ func WithFullBelow(memMB int) Option {
 // no instance, as if the frame had been lost on the way. The test still
 // sees them with NextStart.
 func WithDropStarts(n int) Option {
-	return func(s *settings) {
-		if s.only(kindAgent, "WithDropStarts") {
-			if n < 0 {
-				s.errs = append(s.errs, fmt.Sprintf("WithDropStarts(%d): n must be >= 0", n))
-				return
-			}
-			s.agent.dropStarts = n
-		}
-	}
+	return withDrop("WithDropStarts", n, func(s *settings) *int { return &s.agent.dropStarts })
 }
 
 // WithDropDeletes makes a FakeAgent ignore its next n DELETEs, as
 // WithDropStarts does STARTs: a lost frame, or a launcher slow to delete.
 func WithDropDeletes(n int) Option {
+	return withDrop("WithDropDeletes", n, func(s *settings) *int { return &s.agent.dropDeletes })
+}
+
+// withDrop is the FakeAgent option called name: it sets *count(s) to
+// n, and refuses n < 0.
+func withDrop(name string, n int, count func(*settings) *int) Option {
 	return func(s *settings) {
-		if s.only(kindAgent, "WithDropDeletes") {
+		if s.only(kindAgent, name) {
 			if n < 0 {
-				s.errs = append(s.errs, fmt.Sprintf("WithDropDeletes(%d): n must be >= 0", n))
+				s.errs = append(s.errs, fmt.Sprintf("%s(%d): n must be >= 0", name, n))
 				return
 			}
-			s.agent.dropDeletes = n
+			*count(s) = n
 		}
 	}
 }
