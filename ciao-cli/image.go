@@ -186,21 +186,30 @@ func imageList(fs *flag.FlagSet) func(context.Context, *app) error {
 }
 
 func imageShow(fs *flag.FlagSet) func(context.Context, *app) error {
-	id := fs.String("image", "", "Image UUID")
+	return showOne(fs, "image", "Image UUID", func(ctx context.Context, a *app, id string) (client.Image, error) {
+		return a.api.ShowImage(ctx, id)
+	}, writeImage)
+}
+
+// showOne is a show subcommand: the required flag name (its help usage)
+// names the object, get fetches it and write prints it, unless the
+// output flags ask for another form.
+func showOne[T any](fs *flag.FlagSet, name, usage string, get func(context.Context, *app, string) (T, error), write func(io.Writer, T)) func(context.Context, *app) error {
+	id := fs.String(name, "", usage)
 	var o output
 	o.flags(fs)
 	return func(ctx context.Context, a *app) error {
 		if *id == "" {
-			return &usageMsg{"missing required -image parameter"}
+			return &usageMsg{"missing required -" + name + " parameter"}
 		}
-		img, err := a.api.ShowImage(ctx, *id)
+		v, err := get(ctx, a, *id)
 		if err != nil {
 			return err
 		}
-		if done, err := o.custom(a.stdout, img); done {
+		if done, err := o.custom(a.stdout, v); done {
 			return err
 		}
-		writeImage(a.stdout, img)
+		write(a.stdout, v)
 		return nil
 	}
 }

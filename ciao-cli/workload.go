@@ -242,27 +242,13 @@ func workloadDelete(fs *flag.FlagSet) func(context.Context, *app) error {
 }
 
 func workloadShow(fs *flag.FlagSet) func(context.Context, *app) error {
-	id := fs.String("workload", "", "Workload UUID")
-	var o output
-	o.flags(fs)
-	return func(ctx context.Context, a *app) error {
-		if *id == "" {
-			return &usageMsg{"missing required -workload parameter"}
-		}
+	return showOne(fs, "workload", "Workload UUID", func(ctx context.Context, a *app, id string) (client.Workload, error) {
 		t, err := a.tenant(ctx)
 		if err != nil {
-			return err
+			return client.Workload{}, err
 		}
-		w, err := a.api.ShowWorkload(ctx, t, *id)
-		if err != nil {
-			return err
-		}
-		if done, err := o.custom(a.stdout, w); done {
-			return err
-		}
-		writeWorkload(a.stdout, w)
-		return nil
-	}
+		return a.api.ShowWorkload(ctx, t, id)
+	}, writeWorkload)
 }
 
 func writeWorkload(out io.Writer, w client.Workload) {
