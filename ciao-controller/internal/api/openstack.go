@@ -535,25 +535,36 @@ func (s *server) listHypervisors(w http.ResponseWriter, r *http.Request) {
 	if !adminOnly(w, r) {
 		return
 	}
-	ns, err := s.cfg.Store.Nodes(r.Context())
+	hs, err := s.hypervisors(r.Context(), routeEnds(r, "/detail"))
 	if err != nil {
 		fail(w, r, err)
 		return
 	}
 	pattern := r.URL.Query().Get("hypervisor_hostname_pattern")
-	detail := routeEnds(r, "/detail")
 	out := []hypervisorJSON{}
-	for _, n := range ns {
-		h, err := s.hypervisorOf(r.Context(), n, detail)
-		if err != nil {
-			fail(w, r, err)
-			return
-		}
+	for _, h := range hs {
 		if strings.Contains(h.HypervisorHostname, pattern) {
 			out = append(out, h)
 		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"hypervisors": out})
+}
+
+// hypervisors is every node as a hypervisor (hypervisorOf).
+func (s *server) hypervisors(ctx context.Context, detail bool) ([]hypervisorJSON, error) {
+	ns, err := s.cfg.Store.Nodes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	hs := make([]hypervisorJSON, 0, len(ns))
+	for _, n := range ns {
+		h, err := s.hypervisorOf(ctx, n, detail)
+		if err != nil {
+			return nil, err
+		}
+		hs = append(hs, h)
+	}
+	return hs, nil
 }
 
 // showHypervisor is GET os-hypervisors/{id} (admin).
@@ -584,23 +595,18 @@ func (s *server) hypervisorStatistics(w http.ResponseWriter, r *http.Request) {
 	if !adminOnly(w, r) {
 		return
 	}
-	ns, err := s.cfg.Store.Nodes(r.Context())
+	hs, err := s.hypervisors(r.Context(), true)
 	if err != nil {
 		fail(w, r, err)
 		return
 	}
 	keys := []string{"vcpus", "vcpus_used", "memory_mb", "memory_mb_used", "free_ram_mb", "local_gb", "local_gb_used",
 		"free_disk_gb", "disk_available_least", "running_vms", "current_workload"}
-	sum := map[string]int{"count": len(ns)}
+	sum := map[string]int{"count": len(hs)}
 	for _, k := range keys {
 		sum[k] = 0
 	}
-	for _, n := range ns {
-		h, err := s.hypervisorOf(r.Context(), n, true)
-		if err != nil {
-			fail(w, r, err)
-			return
-		}
+	for _, h := range hs {
 		for k, v := range map[string]*int{"vcpus": h.VCPUs, "vcpus_used": h.VCPUsUsed, "memory_mb": h.MemoryMB,
 			"memory_mb_used": h.MemoryMBUsed, "free_ram_mb": h.FreeRAMMB, "local_gb": h.LocalGB, "local_gb_used": h.LocalGBUsed,
 			"free_disk_gb": h.FreeDiskGB, "disk_available_least": h.FreeDiskGB, "running_vms": h.RunningVMs} {
