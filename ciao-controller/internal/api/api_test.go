@@ -414,8 +414,9 @@ func TestServerJSONMatchesEncodingJSON(t *testing.T) {
 		{ID: "a", TenantID: "t", WorkloadID: "w", Name: "web-1", State: "active", NodeID: "n", IP: "172.16.0.2", MAC: "02:00:ac:10:00:02",
 			SSHIP: "198.51.100.1", SSHPort: 33002, CreatedAt: time.Date(2026, 11, 27, 7, 1, 2, 345678900, time.UTC)},
 		{ID: "b<>&\"\\\n\r\t\b\f\x01\x7f", Name: "<n\u2028>", State: "é\u2028\u2029\xff", CreatedAt: time.Time{}},
+		{ID: "c", State: "active", NodeID: "n", Deleting: time.Date(2026, 11, 27, 7, 1, 2, 0, time.UTC)},
 	}
-	for _, n := range []int{0, 1, 2} {
+	for _, n := range []int{0, 1, 2, 3} {
 		rec := httptest.NewRecorder()
 		writeServers(rec, 7, ins[:n], func(w string) string { return "img-" + w })
 		out := make([]serverDetails, n)

@@ -6,6 +6,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/ciao-project/ciao/ciao-controller/internal/controller"
 	"github.com/ciao-project/ciao/ciao-controller/internal/datastore"
 	"github.com/golang/glog"
 )
@@ -82,6 +83,17 @@ func appendJSONTime(b []byte, t time.Time) []byte {
 
 const zeroTime = `"0001-01-01T00:00:00Z"`
 
+// serverStatus is the status and OS-EXT-STS:task_state listed for in:
+// its state and "", or, while a DELETE asked for it is not confirmed,
+// "deleting" for both (Nova's task state while a server is deleted;
+// clients waiting for the deletion poll until the server is not found).
+func serverStatus(in datastore.Instance) (status, task string) {
+	if !in.Deleting.IsZero() {
+		return controller.StateDeleting, controller.StateDeleting
+	}
+	return in.State, ""
+}
+
 // appendServer appends details(in, imageID) as encoding/json would.
 func appendServer(b []byte, in datastore.Instance, imageID string) []byte {
 	b = append(b, `{"addresses":{"private":[{"addr":`...)
@@ -103,10 +115,13 @@ func appendServer(b []byte, in datastore.Instance, imageID string) []byte {
 	b = append(b, `,"accessIPv4":"","accessIPv6":"","config_drive":"",`+
 		`"OS-DCF:diskConfig":"","OS-EXT-AZ:availability_zone":"","OS-EXT-SRV-ATTR:host":"",`+
 		`"OS-EXT-SRV-ATTR:hypervisor_hostname":"","OS-EXT-SRV-ATTR:instance_name":"","OS-EXT-STS:power_state":0,`+
-		`"OS-EXT-STS:task_state":"","OS-EXT-STS:vm_state":"","OS-SRV-USG:launched_at":`+zeroTime+
+		`"OS-EXT-STS:task_state":`...)
+	status, task := serverStatus(in)
+	b = appendJSONString(b, task)
+	b = append(b, `,"OS-EXT-STS:vm_state":"","OS-SRV-USG:launched_at":`+zeroTime+
 		`,"OS-SRV-USG:terminated_at":`+zeroTime+`,"os-extended-volumes:volumes_attached":null,"progress":0,`+
 		`"security_groups":[],"status":`...)
-	b = appendJSONString(b, in.State)
+	b = appendJSONString(b, status)
 	b = append(b, `,"host_status":"","tenant_id":`...)
 	b = appendJSONString(b, in.TenantID)
 	b = append(b, `,"updated":`+zeroTime+`,"user_id":"","ssh_ip":`...)

@@ -76,7 +76,9 @@ type serverDetails struct {
 }
 
 func details(in datastore.Instance, imageID string) serverDetails {
+	status, task := serverStatus(in)
 	return serverDetails{
+		TaskState: task,
 		Addresses: map[string][]privateAddr{"private": {{Addr: in.IP, MAC: in.MAC}}},
 		Created:   in.CreatedAt,
 		Flavor:    link{ID: in.WorkloadID},
@@ -84,7 +86,7 @@ func details(in datastore.Instance, imageID string) serverDetails {
 		ID:        in.ID,
 		Image:     link{ID: imageID},
 		Name:      in.Name,
-		Status:    in.State,
+		Status:    status,
 		TenantID:  in.TenantID,
 		SSHIP:     in.SSHIP,
 		SSHPort:   in.SSHPort,

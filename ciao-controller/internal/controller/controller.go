@@ -128,6 +128,7 @@ type Controller struct {
 	bg      sync.WaitGroup // background jobs (maintenance loop, CNCI launches), stopped by stop
 	cnci    cncis          // CNCI launches and deletions in progress
 	rec     resends        // re-sent STARTs (recovery.go)
+	redel   redeletes      // re-sent DELETEs (deleting.go)
 	started time.Time      // when New ran
 }
 
@@ -155,6 +156,7 @@ func New(ctx context.Context, cfg Config) (*Controller, error) {
 		started: time.Now(),
 		cnci:    newCNCIs(),
 		rec:     resends{m: map[string]*resend{}},
+		redel:   redeletes{m: map[string]*resend{}},
 	}
 	go c.work()
 	cl, err := ssntp.Dial(ctx, cfg.SSNTP, (*notifier)(c))

@@ -49,7 +49,7 @@ func (c *Controller) handle(r received) {
 	case r.typ == ssntp.ERROR && ssntp.Error(r.op) == ssntp.DeleteFailure:
 		var p payloads.ErrorDeleteFailure
 		if err = yaml.Unmarshal(r.payload, &p); err == nil && !c.cnciDeleteFailure(ctx, p.InstanceUUID, p.Reason) {
-			c.failureEvent(ctx, p.InstanceUUID, "Delete Failure %s: %s", p.Reason.String())
+			c.deleteFailure(ctx, p.InstanceUUID, p.Reason)
 		}
 	case r.typ == ssntp.EVENT && ssntp.Event(r.op) == ssntp.InstanceDeleted:
 		var p payloads.EventInstanceDeleted

@@ -224,7 +224,9 @@ func (c *Controller) Restart(ctx context.Context, tenantID, id string) error {
 // Delete sends DELETE to the instance's node; the instance stays listed
 // until the node confirms with InstanceDeleted (§4.8). An instance that a
 // StartFailure left in the error state without a node runs nowhere and is
-// removed at once.
+// removed at once. The request is recorded on the instance first, and the
+// DELETE re-sent until confirmed (deleting.go): even when this send fails
+// (ErrUnavailable), the deletion goes on.
 func (c *Controller) Delete(ctx context.Context, tenantID, id string) error {
 	in, err := c.owned(ctx, tenantID, id)
 	if err != nil {
@@ -236,6 +238,9 @@ func (c *Controller) Delete(ctx context.Context, tenantID, id string) error {
 			return nil
 		}
 		return fmt.Errorf("delete %s: cannot delete instance not assigned to node: %w", id, ErrNotAssigned)
+	}
+	if err := c.store.MarkDeleting(ctx, id, time.Now()); err != nil {
+		return fmt.Errorf("delete %s: %w", id, err)
 	}
 	return c.route(ctx, in, ssntp.DELETE, payloads.Delete{Delete: payloads.StopCmd{InstanceUUID: id, WorkloadAgentUUID: in.NodeID}})
 }

@@ -23,6 +23,8 @@ import (
 //     that has the instance after all answers already_running or
 //     instance_exists: that names its node, it is not a failure
 //     (resentStartFailure).
+//   - DELETEs: re-sent until the node confirms (deleting.go), on the same
+//     schedule as STARTs.
 //   - CNCIs: idle ones are deleted, and DELETEs are retried (cnci_life.go).
 //   - Nodes: when the scheduler reports a node gone (NodeDisconnected), the
 //     instances it ran become StateMissing until a node reports them again.
@@ -75,6 +77,7 @@ func (c *Controller) maintain() {
 			ctx, cancel := context.WithTimeout(context.Background(), c.cfg.OpTimeout)
 			if c.cfg.ResendPendingAfter > 0 {
 				c.resendPending(ctx, now)
+				c.resendDeletes(ctx, now)
 			}
 			if c.cfg.Network {
 				c.reapIdleCNCIs(ctx, now)

@@ -132,6 +132,9 @@ func (s *SQLite) load(ctx context.Context) error {
 	if err := st.loadAlloc(ctx, q); err != nil {
 		return err
 	}
+	if err := st.loadDeletions(ctx, q); err != nil {
+		return err
+	}
 	s.st = st
 	return nil
 }

@@ -60,6 +60,7 @@ type Store interface {
 	Instances(ctx context.Context, q InstanceQuery) (InstancePage, error)
 	UpdateInstances(ctx context.Context, ups []InstanceUpdate) (int, error) // unknown ids skipped; returns rows changed
 	DeleteInstance(ctx context.Context, id string) (Instance, error)        // releases address and usage
+	MarkDeleting(ctx context.Context, id string, t time.Time) error         // sets Deleting until DeleteInstance (deletions.go)
 
 	// Addresses.
 	AllocateAddress(ctx context.Context, tenantID string) (Address, error) // not tied to an instance

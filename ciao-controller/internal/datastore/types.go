@@ -142,6 +142,9 @@ type Instance struct {
 	SSHPort    int
 	Usage      map[string]int // resource name → value, from the workload defaults
 	CreatedAt  time.Time
+	// Deleting is when a DELETE was asked for the instance (MarkDeleting);
+	// zero when none was.
+	Deleting time.Time
 }
 
 // InstanceRequest asks CreateInstances for one new instance.

@@ -1,0 +1,127 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/ciao-project/ciao/ciao-controller/internal/datastore"
+	"github.com/ciao-project/ciao/payloads"
+	"github.com/ciao-project/ciao/ssntp"
+	"github.com/golang/glog"
+	yaml "gopkg.in/yaml.v2"
+)
+
+// A DELETE is never lost. Delete records the request on the instance
+// (datastore MarkDeleting, on disk before the DELETE is sent) and the
+// instance stays listed, with status StateDeleting, until its node
+// confirms: InstanceDeleted, or DeleteFailure no_instance (the node has
+// no such instance: it is gone, e.g. deleted by a launcher that died
+// before it could say so). Meanwhile the maintenance loop (recovery.go)
+// sends the DELETE again ResendPendingAfter after the request (or after
+// this controller started, for requests of an earlier process), then
+// after twice as long, and so on up to 32 times ResendPendingAfter, each
+// time to the node the instance was last reported on, with an event per
+// re-send. SSNTP has no acknowledgement: a DELETE can be lost on the way,
+// or reach a launcher that dies before it is done; a launcher that
+// deleted the instance already answers no_instance, one that has it
+// deletes it. The scheduler drops a DELETE for a node not connected, so
+// the re-sends go on until the node is back.
+
+// StateDeleting is the status listed for an instance whose deletion was
+// asked and not yet confirmed. Nova clients wait for a deleted server
+// until it is not found; they only stop early on status "error".
+const StateDeleting = "deleting"
+
+// redeletes tracks the re-sent DELETEs. mu guards m.
+type redeletes struct {
+	mu sync.Mutex
+	m  map[string]*resend
+}
+
+// sendDelete sends DELETE for in to its node.
+func (c *Controller) sendDelete(in datastore.Instance) error {
+	b, err := yaml.Marshal(payloads.Delete{Delete: payloads.StopCmd{InstanceUUID: in.ID, WorkloadAgentUUID: in.NodeID}})
+	if err != nil {
+		return err
+	}
+	return c.client.SendCommand(ssntp.DELETE, b)
+}
+
+// resendDeletes re-sends the DELETEs that are due (see above).
+func (c *Controller) resendDeletes(ctx context.Context, now time.Time) {
+	grace := c.cfg.ResendPendingAfter
+	p, err := c.store.Instances(ctx, datastore.InstanceQuery{})
+	if err != nil {
+		glog.Errorf("resending DELETEs: %v", err)
+		return
+	}
+	waiting := map[string]bool{}
+	failed := 0
+	for _, in := range p.Instances {
+		if in.Deleting.IsZero() {
+			continue
+		}
+		waiting[in.ID] = true
+		base := in.Deleting
+		if base.Before(c.started) {
+			base = c.started
+		}
+		c.redel.mu.Lock()
+		r := c.redel.m[in.ID]
+		due := in.NodeID != "" && ((r == nil && now.Sub(base) >= grace) || (r != nil && !now.Before(r.next)))
+		c.redel.mu.Unlock()
+		if !due {
+			continue
+		}
+		select {
+		case <-c.stop:
+			return
+		default:
+		}
+		if err := c.sendDelete(in); err != nil {
+			if failed++; failed == 1 {
+				glog.Errorf("resending DELETE of %s: %v", in.ID, err)
+			}
+			continue
+		}
+		c.redel.mu.Lock()
+		if r == nil {
+			r = &resend{}
+			c.redel.m[in.ID] = r
+		}
+		r.n++
+		r.next = now.Add(grace << min(r.n, maxResendShift))
+		attempt := r.n
+		c.redel.mu.Unlock()
+		msg := fmt.Sprintf("Delete re-sent for %s to node %s (attempt %d): not confirmed %v after it was asked",
+			in.ID, in.NodeID, attempt, now.Sub(in.Deleting).Round(time.Millisecond))
+		glog.Warning(msg)
+		c.event(ctx, in.TenantID, datastore.EventWarn, msg)
+	}
+	c.redel.mu.Lock()
+	for id := range c.redel.m {
+		if !waiting[id] {
+			delete(c.redel.m, id)
+		}
+	}
+	c.redel.mu.Unlock()
+	if failed > 1 {
+		glog.Errorf("%d DELETEs could not be re-sent; next try on the next pass", failed)
+	}
+}
+
+// deleteFailure handles DeleteFailure for a (non-CNCI) instance:
+// no_instance for an instance being deleted means its node has it no
+// more, so it is removed as InstanceDeleted would; anything else is an
+// error event (and the DELETE is re-sent later).
+func (c *Controller) deleteFailure(ctx context.Context, id string, reason payloads.DeleteFailureReason) {
+	if reason == payloads.DeleteNoInstance {
+		if in, err := c.store.Instance(ctx, id); err == nil && !in.Deleting.IsZero() {
+			c.remove(ctx, id, "Deleted Instance "+id+": its node no longer has it", datastore.EventInfo)
+			return
+		}
+	}
+	c.failureEvent(ctx, id, "Delete Failure %s: %s", reason.String())
+}
