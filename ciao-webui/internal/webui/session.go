@@ -269,7 +269,25 @@ func (s *Server) revoke(ctx context.Context, tok string) {
 	}
 }
 
-// relay forwards /api/v2.1/... to the controller with the cookie's token.
+// relayable says whether /api<path> is one of the controller's APIs the
+// UI uses: the compute API (/v2.1/...), the workloads API (/workloads,
+// /{tenant}/workloads and below) and the image API (/v2/images...).
+// Identity (/v3) and anything else is not relayed.
+func relayable(path string) bool {
+	p, ok := strings.CutPrefix(path, "/api/")
+	if !ok {
+		return false
+	}
+	under := func(p, root string) bool { return p == root || strings.HasPrefix(p, root+"/") }
+	if strings.HasPrefix(p, "v2.1/") || under(p, "v2/images") || under(p, "workloads") {
+		return true
+	}
+	tenant, rest, ok := strings.Cut(p, "/")
+	return ok && tenant != "" && tenant != "v3" && under(rest, "workloads")
+}
+
+// relay forwards /api/v2.1/..., /api/v2/images..., /api/workloads... and
+// /api/{tenant}/workloads... to the controller with the cookie's token.
 func (s *Server) relay() http.Handler {
 	rp := &httputil.ReverseProxy{
 		Transport: s.client.Transport,
@@ -289,7 +307,7 @@ func (s *Server) relay() http.Handler {
 		},
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !strings.HasPrefix(r.URL.Path, "/api/v2.1/") {
+		if !relayable(r.URL.Path) {
 			writeError(w, http.StatusNotFound, "No such API: "+r.URL.Path)
 			return
 		}

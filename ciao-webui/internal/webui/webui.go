@@ -10,6 +10,9 @@
 //	GET    /session       who is signed in (the token is validated)
 //	DELETE /session       sign out: the token is revoked, the cookie cleared
 //	/api/v2.1/...         relayed to <controller>/v2.1/... with X-Auth-Token
+//	/api/workloads...     the workloads API: /workloads... (admin) and
+//	/api/{t}/workloads... /{tenant}/workloads..., relayed the same way
+//	/api/v2/images...     the image API (the qemu image list), likewise
 //
 // The Keystone token lives in an HttpOnly, Secure, SameSite=Strict cookie
 // (never in JavaScript-readable storage): a script injected into the page

@@ -210,10 +210,16 @@ func TestRelayAndSession(t *testing.T) {
 		t.Errorf("relayed request: %s %v", up.last.URL.Path, up.lastHdr)
 	}
 	up.mu.Unlock()
-	// Only the compute API is relayed.
+	// Only the compute, workloads and image APIs are relayed.
 	if a := call(t, web, http.MethodGet, "/api/v3/auth/tokens", "", "tok-u-demo", false); a.code != 404 {
 		t.Errorf("/api/v3: %d", a.code)
 	}
+	call(t, web, http.MethodDelete, "/api/P-demo/workloads/W1", "", "tok-u-demo", true)
+	up.mu.Lock()
+	if up.last.URL.Path != "/P-demo/workloads/W1" || up.last.Method != http.MethodDelete || up.lastHdr.Get("X-Auth-Token") != "tok-u-demo" {
+		t.Errorf("relayed workload delete: %s %s %v", up.last.Method, up.last.URL.Path, up.lastHdr)
+	}
+	up.mu.Unlock()
 	// Who am I, then sign out: the token is revoked, the cookie cleared,
 	// and the session is gone.
 	if a := call(t, web, http.MethodGet, "/session", "", "tok-u-demo", false); a.code != 200 || a.body["project_id"] != "P-demo" {
@@ -321,5 +327,30 @@ func TestAssetsDir(t *testing.T) {
 	resp.Body.Close()
 	if string(b) != "<p>dev copy</p>" {
 		t.Errorf("GET / served %q, want the directory's copy", b)
+	}
+}
+
+func TestRelayable(t *testing.T) {
+	for path, want := range map[string]bool{
+		"/api/v2.1/P/servers/detail": true,
+		"/api/workloads":             true,
+		"/api/workloads/W":           true,
+		"/api/P-demo/workloads":      true,
+		"/api/P-demo/workloads/W":    true,
+		"/api/v2/images":             true,
+		"/api/v2/images/I":           true,
+		"/api/v2/imagesX":            false,
+		"/api/v3/auth/tokens":        false,
+		"/api/v3/workloads":          false,
+		"/api/P/servers":             false,
+		"/api/P/workloadsX":          false,
+		"/api//workloads":            false,
+		"/api/a/b/workloads":         false,
+		"/api/":                      false,
+		"/session":                   false,
+	} {
+		if got := relayable(path); got != want {
+			t.Errorf("relayable(%q) = %v, want %v", path, got, want)
+		}
 	}
 }

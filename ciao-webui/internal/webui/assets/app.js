@@ -4,6 +4,7 @@
 import { state, request, setSession, storedSession, showError, clearAlerts, el, SessionExpired } from "./core.js";
 import * as views from "./views.js";
 import * as admin from "./admin.js";
+import * as workloads from "./workloads.js";
 
 const main = document.getElementById("view");
 const top = document.getElementById("top");
@@ -14,6 +15,7 @@ let cleanup = null;
 const routes = [
   [/^\/instances$/, (p) => views.instances(main, p)],
   [/^\/instances\/([^/]+)$/, (p, id) => views.instance(main, id)],
+  [/^\/workloads$/, () => workloads.workloads(main)],
   [/^\/quotas$/, () => views.quotas(main)],
   [/^\/events$/, () => views.events(main)],
   [/^\/admin\/nodes$/, () => admin.nodes(main)],

@@ -74,7 +74,8 @@ async function launchError(e, n) {
   return text;
 }
 
-// instances is #/instances?page=N&per=M.
+// instances is #/instances?page=N&per=M[&workload=ID] (the workload
+// preselected in the launch form).
 export function instances(main, params) {
   const per = PAGE_SIZES.includes(+params.get("per")) ? +params.get("per") : 100;
   const page = Math.max(0, parseInt(params.get("page") || "0", 10) || 0);
@@ -105,7 +106,7 @@ export function instances(main, params) {
   api("GET", tenant() + "/flavors/detail", undefined, "Loading workloads").then((r) => {
     const fl = (r.flavors || []).sort((a, b) => a.name.localeCompare(b.name));
     wlSelect.replaceChildren(el("option", { value: "" }, fl.length ? "Choose a workload" : "No workloads"),
-      ...fl.map((f) => el("option", { value: f.id }, `${f.name} (${f.vcpus} vCPU, ${f.ram} MB)`)));
+      ...fl.map((f) => el("option", { value: f.id, selected: f.id === params.get("workload") }, `${f.name} (${f.vcpus} vCPU, ${f.ram} MB)`)));
   }).catch((e) => { wlSelect.replaceChildren(el("option", { value: "" }, "Workloads unavailable")); showError(e); });
 
   form.addEventListener("submit", async (ev) => {

@@ -1,0 +1,115 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+)
+
+// TestBrowserWorkloads drives the workloads page as a tenant user in
+// headless Chromium against a real controller and a simulated launcher:
+// two refused definitions show the controller's message beside the field
+// at fault with the form kept, a docker workload is created from the
+// form and listed, an instance of it is launched from its row, deleting
+// the workload while the instance lives shows the controller's 409 in
+// words (naming the instance), and after the instance is deleted the
+// workload is.
+func TestBrowserWorkloads(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a cluster and a browser")
+	}
+	chromiumPath(t)
+	c := startCluster(t, 1)
+	p := (&page{t: t, ctx: newBrowser(t, 1280, 1000), dir: artifactDir(t), prefix: "workloads-"}).clean()
+
+	p.do("open the workloads page", chromedp.Navigate(c.webURL+"/#/workloads"))
+	p.signIn(demoUser, demoPass, "")
+	p.do("workloads listed", waitJS(`document.querySelector("#workload-rows").dataset.loaded !== undefined`),
+		waitJS(`document.querySelector("#wl-config").value.startsWith("#cloud-config")`))
+	if get(p, "public checkbox", chromedp.Evaluate[bool](`document.querySelector("#wl-public") !== null`)) {
+		t.Error("a tenant user is offered the public checkbox")
+	}
+	p.shot("page")
+
+	// Refused by the controller: an image reference with a space. The
+	// message is beside the image field, which is marked; nothing typed
+	// is lost.
+	const desc = "webui test server"
+	p.do("fill the form", js(fmt.Sprintf(`(() => {
+		document.querySelector("#wl-description").value = %q;
+		document.querySelector("#wl-image-name").value = "ubuntu latest";
+		document.querySelector("#wl-config").value += "# kept\n";
+	})()`, desc)),
+		chromedp.Click(chromedp.CSS("#wl-submit")),
+		waitJS(`document.querySelector("#wl-image-name-err").textContent !== ""`))
+	if msg := p.text("#wl-image-name-err"); !strings.HasPrefix(msg, `image_name "ubuntu latest" is not an image reference`) {
+		t.Errorf("image name error: %q", msg)
+	}
+	if msg := p.text("#wl-msg"); !strings.Contains(msg, "Creating the workload failed (HTTP 400 Bad Request)") {
+		t.Errorf("form message: %q", msg)
+	}
+	kept := get(p, "form after the error", chromedp.Evaluate[[]any](`[document.querySelector("#wl-description").value,
+		document.querySelector("#wl-config").value.endsWith("# kept\n"), document.querySelector("#wl-image-name").getAttribute("aria-invalid"),
+		document.activeElement.id]`))
+	if fmt.Sprint(kept) != fmt.Sprint([]any{desc, true, "true", "wl-image-name"}) {
+		t.Errorf("form after the error (description, config kept, invalid, focus): %v", kept)
+	}
+	p.shot("bad-image-name")
+
+	// Out of the controller's bounds: too many vCPUs.
+	p.do("too many vcpus", js(`document.querySelector("#wl-image-name").value = "ubuntu:latest"`),
+		chromedp.SetValue(chromedp.CSS("#wl-vcpus"), "5000"),
+		chromedp.Click(chromedp.CSS("#wl-submit")),
+		waitJS(`document.querySelector("#wl-vcpus-err").textContent !== ""`))
+	if msg := p.text("#wl-vcpus-err"); !strings.HasPrefix(msg, "requirements.vcpus 5000 not in 1..1024") {
+		t.Errorf("vcpus error: %q", msg)
+	}
+	if get(p, "old error cleared", chromedp.Evaluate[string](`document.querySelector("#wl-image-name-err").textContent`)) != "" {
+		t.Error("the image name's error stayed after it was fixed")
+	}
+	p.shot("bad-vcpus")
+
+	// Created and listed as the project's own.
+	p.do("create", chromedp.SetValue(chromedp.CSS("#wl-vcpus"), "1"),
+		chromedp.Click(chromedp.CSS("#wl-submit")),
+		waitJS(fmt.Sprintf(`[...document.querySelectorAll("#workload-rows tr[data-visibility=private]")].some(r => r.textContent.includes(%q))`, desc)))
+	if msg := p.text("#wl-msg"); !strings.Contains(msg, "Created private workload “"+desc+"”") {
+		t.Errorf("created message: %q", msg)
+	}
+	wl := get(p, "new workload's id", chromedp.AttributeValue(chromedp.CSS("#workload-rows tr[data-visibility=private]"), "data-id")).Value
+	p.shot("created")
+
+	// Launched from its row: the launch form has it chosen.
+	row := fmt.Sprintf(`#workload-rows tr[data-id=%q]`, wl)
+	p.do("launch it", chromedp.Click(chromedp.CSS(row+" a[data-act=launch]")),
+		waitJS(fmt.Sprintf(`document.querySelector("#launch-workload").value === %q`, wl)),
+		chromedp.Click(chromedp.CSS("#launch-submit")),
+		waitJS(`document.querySelectorAll("#instance-rows tr[data-status=active]").length === 1`))
+	inst := get(p, "instance id", chromedp.AttributeValue(chromedp.CSS("#instance-rows tr[data-id]"), "data-id")).Value
+	p.shot("launched")
+
+	// In use: the 409 is shown in words, naming the instance; the
+	// workload stays.
+	p.do("delete while in use", chromedp.Navigate(c.webURL+"/#/workloads"),
+		chromedp.Click(chromedp.CSS(row+" button[data-act=delete]")),
+		chromedp.Click(chromedp.CSS(row+" button[data-act=confirm-delete]")),
+		waitJS(`document.querySelector("#workloads-msg").textContent.includes("in use")`))
+	if msg := p.text("#workloads-msg"); !strings.Contains(msg, "is in use and was not deleted: 1 instance of this project still uses it ("+inst+")") ||
+		!strings.Contains(msg, "The controller said: workload "+wl+" is used by instances") {
+		t.Errorf("in-use message: %q", msg)
+	}
+	p.shot("in-use")
+
+	// The instance deleted, the workload goes.
+	p.do("delete the instance", chromedp.Navigate(c.webURL+"/#/instances"),
+		chromedp.Click(chromedp.CSS(`#instance-rows tr[data-id] button[data-act=delete]`)),
+		waitJS(`document.querySelectorAll("#instance-rows tr[data-id]").length === 0`))
+	p.do("delete the workload", chromedp.Navigate(c.webURL+"/#/workloads"),
+		chromedp.Click(chromedp.CSS(row+" button[data-act=delete]")),
+		chromedp.Click(chromedp.CSS(row+" button[data-act=confirm-delete]")),
+		waitJS(`document.querySelector("#workloads-msg").textContent.startsWith("Deleted workload")`),
+		waitJS(fmt.Sprintf(`document.querySelector(%q) === null`, row)))
+	p.shot("deleted")
+}
