@@ -50,7 +50,10 @@
 // not a power loss) and, once launched, rewrites it in place with the handle
 // and syncs it, its directory and the state directory before the instance
 // is reported active (state.go says why in place is safe there); a RESTART
-// replaces it atomically (temporary file and rename) and durably. Drivers
+// replaces it atomically (temporary file and rename) and durably. A
+// DELETE first writes <StateDir>/<instance uuid>/deleting, durably: a
+// launcher that finds it at start finishes the deletion instead of
+// adopting the instance (state.go, deletingFileName). Drivers
 // may keep files next to it (a process instance's stdout.log and
 // stderr.log).
 package launcher

@@ -77,6 +77,10 @@ type instance struct {
 	exited   chan uint64
 	waitGen  uint64
 	stopWait context.CancelFunc
+
+	// resumeDelete: found on disk with its deletion begun (deletingFileName);
+	// run deletes it instead of adopting it.
+	resumeDelete bool
 }
 
 // run is the instance goroutine: it starts (fresh) or adopts the instance,
@@ -87,11 +91,16 @@ func (in *instance) run(ctx context.Context, fresh bool) {
 	in.lastCPU = -1
 	in.exited = make(chan uint64, 1)
 	defer in.unwatch()
-	if fresh {
+	switch {
+	case fresh:
 		if !in.start(ctx) {
 			return
 		}
-	} else {
+	case in.resumeDelete:
+		glog.Infof("launcher: instance %s: finishing the deletion an earlier launcher began", in.id)
+		in.do(ctx, instCmd{op: opDelete})
+		return
+	default:
 		in.adopt(ctx)
 	}
 	var pollC <-chan time.Time
@@ -341,6 +350,9 @@ func (in *instance) do(ctx context.Context, c instCmd) bool {
 		glog.Infof("launcher: instance %s restarted", in.id)
 		in.setRunning(ctx, true, false)
 	case opDelete:
+		if err := markDeleting(in.dir); err != nil {
+			glog.Errorf("launcher: instance %s: marking its deletion: %v", in.id, err)
+		}
 		if in.st.Handle.Driver != "" {
 			if err := in.drv.Delete(ctx, in.st.Handle); err != nil {
 				glog.Errorf("launcher: deleting instance %s: %v", in.id, err)

@@ -326,8 +326,9 @@ func (l *Launcher) adoptAll(ctx context.Context) {
 			continue
 		}
 		rec := l.addRecord(f.req, f.state.Kind)
-		in := &instance{l: l, id: f.id, dir: f.dir, drv: d, st: f.state, req: f.req, box: rec.box}
-		glog.Infof("launcher: adopting instance %s (%s)", f.id, f.state.Kind)
+		rec.deleting = f.deleting
+		in := &instance{l: l, id: f.id, dir: f.dir, drv: d, st: f.state, req: f.req, box: rec.box, resumeDelete: f.deleting}
+		glog.Infof("launcher: adopting instance %s (%s), deletion begun %v", f.id, f.state.Kind, f.deleting)
 		l.wg.Add(1)
 		go in.run(ctx, false)
 	}

@@ -38,6 +38,41 @@ type instanceState struct {
 
 func statePath(dir string) string { return filepath.Join(dir, stateFileName) }
 
+// deletingFileName marks an instance whose deletion has begun. A DELETE
+// (or EVACUATE) writes it, durably, before it tears anything down, so a
+// launcher killed in the middle of a deletion finds the mark when it
+// restarts and finishes the deletion instead of adopting the instance
+// (adoptAll): the instance is never reported running again, and
+// InstanceDeleted is sent once it is gone. A launcher killed before the
+// mark was written adopts the instance as it was; the controller, which
+// re-sends unconfirmed DELETEs, deletes it then. So every DELETE that
+// reached the launcher ends in InstanceDeleted, or in no_instance for
+// the re-sent one if the first InstanceDeleted was lost.
+const deletingFileName = "deleting"
+
+// markDeleting writes dir's deletion mark and syncs it and its entry.
+func markDeleting(dir string) error {
+	f, err := os.OpenFile(filepath.Join(dir, deletingFileName), os.O_WRONLY|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	syncDir(dir)
+	return nil
+}
+
+// deletingMarked reports whether dir holds the deletion mark.
+func deletingMarked(dir string) bool {
+	_, err := os.Lstat(filepath.Join(dir, deletingFileName))
+	return err == nil
+}
+
 // save replaces the state file atomically and durably (a temporary file
 // renamed over it): once it returns, the new state, and the instance
 // directory holding it, survive a power loss; until then the previous
@@ -218,10 +253,11 @@ func (r *startRequest) spec(dir string, network bool) driver.Spec {
 
 // foundInstance is an instance directory found at start-up.
 type foundInstance struct {
-	id    string
-	dir   string
-	state *instanceState
-	req   *startRequest
+	id       string
+	dir      string
+	state    *instanceState
+	req      *startRequest
+	deleting bool // its deletion had begun (deletingFileName)
 }
 
 // scanInstances lists the instance directories under root. Directories
@@ -253,7 +289,7 @@ func scanInstances(root string) (found []foundInstance, bad []string, err error)
 			bad = append(bad, dir)
 			continue
 		}
-		found = append(found, foundInstance{id: req.id, dir: dir, state: st, req: req})
+		found = append(found, foundInstance{id: req.id, dir: dir, state: st, req: req, deleting: deletingMarked(dir)})
 	}
 	return found, bad, nil
 }
