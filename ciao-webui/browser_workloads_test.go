@@ -1,7 +1,11 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
+	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -30,6 +34,9 @@ func TestBrowserWorkloads(t *testing.T) {
 		waitJS(`document.querySelector("#wl-config").value.startsWith("#cloud-config")`))
 	if get(p, "public checkbox", chromedp.Evaluate[bool](`document.querySelector("#wl-public") !== null`)) {
 		t.Error("a tenant user is offered the public checkbox")
+	}
+	if n := get(p, "delete on public rows", chromedp.Evaluate[int](`document.querySelectorAll("#workload-rows tr[data-visibility=public] button[data-act=delete]").length`)); n != 0 {
+		t.Errorf("a tenant user is offered Delete on %d public workloads", n)
 	}
 	p.shot("page")
 
@@ -112,4 +119,99 @@ func TestBrowserWorkloads(t *testing.T) {
 		waitJS(`document.querySelector("#workloads-msg").textContent.startsWith("Deleted workload")`),
 		waitJS(fmt.Sprintf(`document.querySelector(%q) === null`, row)))
 	p.shot("deleted")
+}
+
+// TestBrowserPublicWorkload: an administrator creates a public qemu
+// workload from the form, its disk image chosen from the image service's
+// list; every project sees it, and the administrator deletes it.
+func TestBrowserPublicWorkload(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a cluster and a browser")
+	}
+	chromiumPath(t)
+	c := startCluster(t, 0, "-image-dir", filepath.Join(t.TempDir(), "images"))
+	tok, _ := c.token(t, adminUser, c.adminPass, "admin")
+	img := c.uploadImage(t, tok, "webui-test-disk", []byte("not really a disk"))
+	p := (&page{t: t, ctx: newBrowser(t, 1280, 1000), dir: artifactDir(t), prefix: "public-workload-"}).clean()
+
+	p.do("open the workloads page", chromedp.Navigate(c.webURL+"/#/workloads"))
+	p.signIn(adminUser, c.adminPass, "admin")
+	const desc = "webui public vm"
+	p.do("fill the form", waitJS(`document.querySelector("#wl-public") !== null`),
+		js(fmt.Sprintf(`(() => {
+			const t = document.querySelector("#wl-type"); t.value = "qemu"; t.dispatchEvent(new Event("change"));
+			document.querySelector("#wl-description").value = %q;
+		})()`, desc)),
+		chromedp.WaitVisible(chromedp.CSS("#wl-image-id")),
+		waitJS(fmt.Sprintf(`[...document.querySelector("#wl-image-id").options].some(o => o.value === %q)`, img)),
+		js(fmt.Sprintf(`document.querySelector("#wl-image-id").value = %q`, img)),
+		chromedp.Click(chromedp.CSS("#wl-public")))
+	p.shot("form")
+	p.do("create", chromedp.Click(chromedp.CSS("#wl-submit")),
+		waitJS(fmt.Sprintf(`[...document.querySelectorAll("#workload-rows tr[data-visibility=public]")].some(r => r.textContent.includes(%q))`, desc)))
+	if msg := p.text("#wl-msg"); !strings.Contains(msg, "Created public workload “"+desc+"”") {
+		t.Errorf("created message: %q", msg)
+	}
+	wl := get(p, "new workload", chromedp.Evaluate[string](fmt.Sprintf(
+		`[...document.querySelectorAll("#workload-rows tr[data-visibility=public]")].find(r => r.textContent.includes(%q)).dataset.id`, desc)))
+	row := fmt.Sprintf(`#workload-rows tr[data-id=%q]`, wl)
+	if cells := p.text(row); !strings.Contains(cells, "qemu") || !strings.Contains(cells, img) || !strings.Contains(cells, "Public") {
+		t.Errorf("public workload row: %q", cells)
+	}
+	p.shot("created")
+
+	// Another project sees it.
+	demoTok, demoProject := c.token(t, demoUser, demoPass, "demo")
+	req, _ := http.NewRequest(http.MethodGet, c.ctlURL+"/"+demoProject+"/workloads/"+wl, nil)
+	req.Header.Set("X-Auth-Token", demoTok)
+	resp, err := c.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var shown struct {
+		Workload struct {
+			Visibility string `json:"visibility"`
+			ImageID    string `json:"image_id"`
+		} `json:"workload"`
+	}
+	if err := decodeJSON(resp, &shown); err != nil || shown.Workload.ImageID != img || shown.Workload.Visibility != "public" {
+		t.Errorf("the demo project's view of the public workload: %+v %v", shown, err)
+	}
+
+	p.do("delete it", chromedp.Click(chromedp.CSS(row+" button[data-act=delete]")),
+		chromedp.Click(chromedp.CSS(row+" button[data-act=confirm-delete]")),
+		waitJS(`document.querySelector("#workloads-msg").textContent.startsWith("Deleted workload")`),
+		waitJS(fmt.Sprintf(`document.querySelector(%q) === null`, row)))
+	p.shot("deleted")
+}
+
+// uploadImage creates a public image with data through the image API and
+// returns its id.
+func (c *cluster) uploadImage(tb testing.TB, tok, name string, data []byte) string {
+	tb.Helper()
+	do := func(method, path, ctype string, body []byte, out any) {
+		tb.Helper()
+		req, _ := http.NewRequest(method, c.ctlURL+path, bytes.NewReader(body))
+		req.Header.Set("X-Auth-Token", tok)
+		req.Header.Set("Content-Type", ctype)
+		resp, err := c.client.Do(req)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if out == nil {
+			resp.Body.Close()
+			if resp.StatusCode/100 != 2 {
+				tb.Fatalf("%s %s: HTTP %d", method, path, resp.StatusCode)
+			}
+			return
+		}
+		if err := decodeJSON(resp, out); err != nil {
+			tb.Fatalf("%s %s: %v", method, path, err)
+		}
+	}
+	var img struct{ ID string }
+	b, _ := json.Marshal(map[string]string{"name": name, "disk_format": "raw", "container_format": "bare", "visibility": "public"})
+	do(http.MethodPost, "/v2/images", "application/json", b, &img)
+	do(http.MethodPut, "/v2/images/"+img.ID+"/file", "application/octet-stream", data, nil)
+	return img.ID
 }
