@@ -3,6 +3,7 @@ package main
 import (
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -157,5 +158,55 @@ func TestDeleteSurvivesControllerKill(t *testing.T) {
 	}
 	if n := deletesOf(a, id); n != 2 {
 		t.Errorf("the launcher got %d DELETEs for %s, want 2 (one lost, one re-sent after the restart)", n, id)
+	}
+}
+
+// TestDeleteWhileLauncherDown: the real ciao-scheduler, the controller
+// in-process (-resend-pending-after 300ms) and the real ciao-launcher
+// (simulation backend, its own process). The launcher is SIGKILLed while
+// its instance runs; the server is then deleted (the scheduler drops the
+// DELETE: the node is gone) and is listed deleting. The launcher restarts
+// on the same state, adopts the instance and reports it again; the
+// controller's re-sent DELETE reaches it, the launcher deletes it and
+// confirms, and the server goes without the user asking again.
+func TestDeleteWhileLauncherDown(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs ciao-scheduler and ciao-launcher")
+	}
+	k := startLifeCluster(t, false, func(c *config) { c.ResendPending = 300 * time.Millisecond })
+	dir, port := k.sched.dir, k.port
+	launcher := filepath.Join(dir, "ciao-launcher")
+	if out, err := exec.Command("go", "build", "-o", launcher, "../ciao-launcher").CombinedOutput(); err != nil {
+		t.Fatalf("building ciao-launcher: %v\n%s", err, out)
+	}
+	d := filepath.Join(dir, "compute")
+	args := []string{"-simulation", "-osprepare=false", "-cacert", k.sched.ca, "-cert", k.sched.cert(t, ssntp.AGENT),
+		"-server", "127.0.0.1", "-port", strconv.Itoa(port), "-state-dir", filepath.Join(d, "instances"), "-uuid-dir", filepath.Join(d, "uuid"),
+		"-lock-file", "", "-maintenance-file", filepath.Join(d, "maintenance"), "-cgroup-root", "", "-network=false",
+		"-stats-interval", "100ms", "-poll-interval", "50ms", "-resource-interval", "100ms",
+		"-mem-low-water", "0", "-mem-high-water", "0", "-disk-low-water", "0", "-disk-high-water", "0", "-logtostderr"}
+	first := testutil.StartCommand(t, dir, "launcher-1", launcher, args...)
+	k.waitNodes(t, 1)
+	code, ids, body := k.create(tenant, 1)
+	if code != http.StatusAccepted || len(ids) != 1 {
+		t.Fatalf("create: %d %s", code, body)
+	}
+	id := ids[0]
+	k.poll(t, id+" active", func() bool { return k.state(tenant, id) == "active" })
+	if err := first.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = first.Wait()
+	k.poll(t, id+" missing (its node disconnected)", func() bool { return k.state(tenant, id) == "missing" })
+	if b, code := k.call(http.MethodDelete, "/"+tenant+"/servers/"+id, ""); code != http.StatusNoContent {
+		t.Fatalf("delete %s: %d %s", id, code, b)
+	}
+	if st := k.state(tenant, id); st != "deleting" {
+		t.Fatalf("server %s is %q with its launcher down, want deleting", id, st)
+	}
+	testutil.StartCommand(t, dir, "launcher-2", launcher, args...)
+	k.poll(t, id+" gone", func() bool { return k.state(tenant, id) == "" })
+	if !k.hasEvents("Delete re-sent for "+id, "Deleted Instance "+id) {
+		t.Errorf("events lack the re-send or the deletion of %s", id)
 	}
 }

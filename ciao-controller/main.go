@@ -139,7 +139,7 @@ func parseFlags(fs *flag.FlagSet, args []string) (config, error) {
 	fs.DurationVar(&c.CNCIIdle, "cnci-idle", c.CNCIIdle, "with -network: delete a tenant's CNCI once the tenant has had no instances for this long; its next request starts a new one (0: never delete CNCIs)")
 	fs.StringVar(&c.TokensFile, "tokens", "", "static token file: lines 'token project-id project-name role[,role...]'")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long in-flight API requests may take at shutdown")
-	fs.DurationVar(&c.ResendPending, "resend-pending-after", c.ResendPending, "send START again for instances still pending and reported by no node this long after creation (or after start, for older ones), then with a doubling backoff (0: never); keep it above the launchers' STATS period")
+	fs.DurationVar(&c.ResendPending, "resend-pending-after", c.ResendPending, "send START again for instances still pending and reported by no node this long after creation (or after start, for older ones), and DELETE again for deletions not confirmed this long after they were asked, then with a doubling backoff (0: never); keep it above the launchers' STATS period")
 	fs.IntVar(&c.GCPercent, "gc-percent", c.GCPercent, "garbage collector target percentage (GOGC), unless GOGC is set")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics, e.g. :9103 (default: off)")
 	fs.BoolVar(&c.Pprof, "pprof", false, "also serve the Go profiler at /debug/pprof/ on -metrics-addr")
