@@ -40,6 +40,19 @@ func TestBrowserWorkloads(t *testing.T) {
 	}
 	p.shot("page")
 
+	// Every control has a name a screen reader can say.
+	unnamed := get(p, "control names", chromedp.Evaluate[[]string](`[...document.querySelectorAll("#view button, #view input, #view select, #view textarea, #view a")]
+		.filter(e => !(e.labels && e.labels.length) && !e.getAttribute("aria-label") && !e.textContent.trim())
+		.map(e => e.outerHTML.slice(0, 80))`))
+	if len(unnamed) > 0 {
+		t.Errorf("controls without a name: %q", unnamed)
+	}
+
+	// What the form can tell itself is not sent: no description.
+	p.do("no description", chromedp.Click(chromedp.CSS("#wl-submit")),
+		waitJS(`document.querySelector("#wl-description-err").textContent === "Enter a description."`),
+		waitJS(`document.activeElement.id === "wl-description"`))
+
 	// Refused by the controller: an image reference with a space. The
 	// message is beside the image field, which is marked; nothing typed
 	// is lost.
@@ -87,6 +100,9 @@ func TestBrowserWorkloads(t *testing.T) {
 	}
 	wl := get(p, "new workload's id", chromedp.AttributeValue(chromedp.CSS("#workload-rows tr[data-visibility=private]"), "data-id")).Value
 	p.shot("created")
+	p.do("phone width", chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2), chromedp.EmulateMobile))
+	p.shot("created-phone")
+	p.do("laptop width", chromedp.EmulateViewport(1280, 1000))
 
 	// Launched from its row: the launch form has it chosen.
 	row := fmt.Sprintf(`#workload-rows tr[data-id=%q]`, wl)
