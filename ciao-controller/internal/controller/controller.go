@@ -156,7 +156,7 @@ func New(ctx context.Context, cfg Config) (*Controller, error) {
 		started: time.Now(),
 		cnci:    newCNCIs(),
 		rec:     resends{m: map[string]*resend{}},
-		redel:   redeletes{m: map[string]*resend{}},
+		redel:   redeletes{m: map[string]*redelete{}},
 	}
 	go c.work()
 	cl, err := ssntp.Dial(ctx, cfg.SSNTP, (*notifier)(c))

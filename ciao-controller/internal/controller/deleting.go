@@ -23,7 +23,9 @@ import (
 // this controller started, for requests of an earlier process), then
 // after twice as long, and so on up to 32 times ResendPendingAfter, each
 // time to the node the instance was last reported on, with an event per
-// re-send. SSNTP has no acknowledgement: a DELETE can be lost on the way,
+// re-send. A DELETE sent while the instance's node was disconnected
+// (StateMissing) is sent again as soon as the node reports the instance
+// again, whatever the backoff: the scheduler dropped it. SSNTP has no acknowledgement: a DELETE can be lost on the way,
 // or reach a launcher that dies before it is done; a launcher that
 // deleted the instance already answers no_instance, one that has it
 // deletes it. The scheduler drops a DELETE for a node not connected, so
@@ -34,10 +36,32 @@ import (
 // until it is not found; they only stop early on status "error".
 const StateDeleting = "deleting"
 
-// redeletes tracks the re-sent DELETEs. mu guards m.
+// redelete is one instance whose DELETE this controller sent.
+type redelete struct {
+	resend
+	missing bool // the last DELETE went while the node was disconnected
+}
+
+// redeletes tracks the sent DELETEs. mu guards m.
 type redeletes struct {
 	mu sync.Mutex
-	m  map[string]*resend
+	m  map[string]*redelete
+}
+
+// deleteSent records the DELETE Delete sent for in: the first re-send is
+// due grace later. Nothing is tracked with re-sends off.
+func (c *Controller) deleteSent(in datastore.Instance, now time.Time) {
+	if c.cfg.ResendPendingAfter <= 0 {
+		return
+	}
+	c.redel.mu.Lock()
+	defer c.redel.mu.Unlock()
+	r := c.redel.m[in.ID]
+	if r == nil {
+		r = &redelete{resend: resend{next: now.Add(c.cfg.ResendPendingAfter)}}
+		c.redel.m[in.ID] = r
+	}
+	r.missing = in.State == StateMissing
 }
 
 // sendDelete sends DELETE for in to its node.
@@ -70,7 +94,8 @@ func (c *Controller) resendDeletes(ctx context.Context, now time.Time) {
 		}
 		c.redel.mu.Lock()
 		r := c.redel.m[in.ID]
-		due := in.NodeID != "" && ((r == nil && now.Sub(base) >= grace) || (r != nil && !now.Before(r.next)))
+		back := r != nil && r.missing && in.State != StateMissing
+		due := in.NodeID != "" && ((r == nil && now.Sub(base) >= grace) || (r != nil && (back || !now.Before(r.next))))
 		c.redel.mu.Unlock()
 		if !due {
 			continue
@@ -88,11 +113,12 @@ func (c *Controller) resendDeletes(ctx context.Context, now time.Time) {
 		}
 		c.redel.mu.Lock()
 		if r == nil {
-			r = &resend{}
+			r = &redelete{}
 			c.redel.m[in.ID] = r
 		}
 		r.n++
 		r.next = now.Add(grace << min(r.n, maxResendShift))
+		r.missing = in.State == StateMissing
 		attempt := r.n
 		c.redel.mu.Unlock()
 		msg := fmt.Sprintf("Delete re-sent for %s to node %s (attempt %d): not confirmed %v after it was asked",

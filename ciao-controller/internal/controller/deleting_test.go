@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ciao-project/ciao/ciao-controller/internal/datastore"
 	"github.com/ciao-project/ciao/payloads"
@@ -54,5 +55,60 @@ func TestDeleteFailureNoInstance(t *testing.T) {
 	})
 	if in, err := e.store.Instance(ctx, ins[1].ID); err != nil || !in.Deleting.IsZero() {
 		t.Fatalf("instance not being deleted after no_instance: %+v %v, want kept", in, err)
+	}
+}
+
+// TestDeleteResentWhenNodeBack drives the re-send pass by hand with
+// chosen clocks: a DELETE sent while the instance's node is disconnected
+// is re-sent after the grace (attempt 1), not again before the backoff,
+// but at once (attempt 2) when the node reports the instance again; then
+// not again before the backoff.
+func TestDeleteResentWhenNodeBack(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	in := e.launch(t, tenantA, WorkloadClear, 1)[0]
+	e.report(t, e.node, payloads.InstanceStat{InstanceUUID: in.ID, State: payloads.InstanceActive})
+	e.waitState(t, in.ID, datastore.StateActive)
+	e.agent.Set(t, testutil.WithDropDeletes(10))
+	e.fs.SendEvent(t, e.me(), ssntp.NodeDisconnected, testutil.NodeDisconnectedPayload(e.node, payloads.ComputeNode))
+	e.waitState(t, in.ID, StateMissing)
+	if err := e.ctl.Delete(ctx, tenantA, in.ID); err != nil {
+		t.Fatal(err)
+	}
+	e.fs.NextDelete(t)
+	resent := func() int {
+		es, _ := e.store.Events(ctx, tenantA)
+		n := 0
+		for _, ev := range es {
+			if strings.HasPrefix(ev.Message, "Delete re-sent for "+in.ID) {
+				n++
+			}
+		}
+		return n
+	}
+	grace := e.ctl.cfg.ResendPendingAfter
+	t0 := time.Now()
+	for _, step := range []struct {
+		at   time.Duration
+		back bool // the node reports the instance first
+		want int
+	}{
+		{grace / 2, false, 0},
+		{grace + time.Second, false, 1},
+		{grace + 2*time.Second, false, 1},
+		{grace + 3*time.Second, true, 2},
+		{grace + 4*time.Second, false, 2},
+	} {
+		if step.back {
+			e.report(t, e.node, payloads.InstanceStat{InstanceUUID: in.ID, State: payloads.InstanceActive})
+			e.waitState(t, in.ID, datastore.StateActive)
+		}
+		e.ctl.resendDeletes(ctx, t0.Add(step.at))
+		if n := resent(); n != step.want {
+			t.Fatalf("at +%v: %d re-sends, want %d", step.at, n, step.want)
+		}
+	}
+	if d := e.fs.NextDelete(t); d.InstanceUUID != in.ID || d.WorkloadAgentUUID != e.node {
+		t.Errorf("re-sent DELETE %+v", d)
 	}
 }

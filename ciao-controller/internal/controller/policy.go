@@ -239,9 +239,11 @@ func (c *Controller) Delete(ctx context.Context, tenantID, id string) error {
 		}
 		return fmt.Errorf("delete %s: cannot delete instance not assigned to node: %w", id, ErrNotAssigned)
 	}
-	if err := c.store.MarkDeleting(ctx, id, time.Now()); err != nil {
+	now := time.Now()
+	if err := c.store.MarkDeleting(ctx, id, now); err != nil {
 		return fmt.Errorf("delete %s: %w", id, err)
 	}
+	c.deleteSent(in, now)
 	return c.route(ctx, in, ssntp.DELETE, payloads.Delete{Delete: payloads.StopCmd{InstanceUUID: id, WorkloadAgentUUID: in.NodeID}})
 }
 
