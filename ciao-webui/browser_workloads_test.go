@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -9,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 )
 
@@ -19,7 +22,8 @@ import (
 // form and listed, an instance of it is launched from its row, deleting
 // the workload while the instance lives shows the controller's 409 in
 // words (naming the instance), and after the instance is deleted the
-// workload is.
+// workload is. A submit that meets an expired session keeps what was
+// typed for the form shown after signing in again.
 func TestBrowserWorkloads(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a cluster and a browser")
@@ -135,6 +139,31 @@ func TestBrowserWorkloads(t *testing.T) {
 		waitJS(`document.querySelector("#workloads-msg").textContent.startsWith("Deleted workload")`),
 		waitJS(fmt.Sprintf(`document.querySelector(%q) === null`, row)))
 	p.shot("deleted")
+
+	// The session ends while the form is filled in: after signing in
+	// again the form has what was typed.
+	p.do("fill the form again", js(`(() => {
+		document.querySelector("#wl-description").value = "typed before expiry";
+		document.querySelector("#wl-vcpus").value = "3";
+		document.querySelector("#wl-config").value += "# mine\n";
+	})()`))
+	cookies := get(p, "read cookies", func(ctx context.Context, t *chromedp.Target) (network.GetCookiesResult, error) {
+		return cdp.Call(ctx, t, network.GetCookies, network.GetCookiesParams{})
+	})
+	for _, ck := range cookies.Cookies {
+		if ck.Name == "ciao_token" {
+			c.revoke(t, ck.Value)
+		}
+	}
+	p.do("submit after expiry", chromedp.Click(chromedp.CSS("#wl-submit")), chromedp.WaitVisible(chromedp.CSS("#signin-form")))
+	p.signIn(demoUser, demoPass, "")
+	p.do("form restored", waitJS(`document.querySelector("#wl-description") && document.querySelector("#wl-description").value === "typed before expiry"`))
+	restored := get(p, "restored form", chromedp.Evaluate[[]any](`[document.querySelector("#wl-vcpus").value,
+		document.querySelector("#wl-config").value.endsWith("# mine\n"), document.querySelector("#wl-msg").textContent.includes("what you typed is back")]`))
+	if fmt.Sprint(restored) != fmt.Sprint([]any{"3", true, true}) {
+		t.Errorf("restored form (vcpus, config, message): %v", restored)
+	}
+	p.shot("restored")
 }
 
 // TestBrowserPublicWorkload: an administrator creates a public qemu

@@ -12,6 +12,8 @@ runcmd:
   - [ touch, /etc/bootdone ]
 `;
 
+const DRAFT = "ciao.workload-draft";
+
 // FIELDS maps the names in the controller's 400 messages to the form's
 // inputs ("requirements.vcpus 0 not in 1..1024" -> wl-vcpus).
 const FIELDS = [
@@ -85,18 +87,39 @@ export function workloads(main) {
     tbody);
   main.replaceChildren(el("h1", {}, "Workloads"), el("h2", {}, "Workloads of " + state.session.project_name), listMsg, table, form);
 
+  // A submit that met an expired session keeps what was typed (tied to
+  // the user and project) for the form shown after signing in again.
+  const inputs = [desc, type, imageName, imageID, fw, vcpus, mem, config];
+  // (The session is gone by the time SessionExpired arrives: take the
+  // owner now.)
+  const owner = state.session.user + "\n" + state.session.project_id;
+  const saveDraft = () => sessionStorage.setItem(DRAFT, JSON.stringify({ owner, values: inputs.map((i) => i.value), pub: pub.checked }));
+  let draftImage = "";
+  try {
+    const d = JSON.parse(sessionStorage.getItem(DRAFT));
+    if (d && d.owner === owner) {
+      inputs.forEach((i, n) => { i.value = d.values[n]; });
+      draftImage = d.values[inputs.indexOf(imageID)];
+      pub.checked = admin && d.pub;
+      formMsg.className = "msg info";
+      formMsg.textContent = "Your session ended before the workload was created; what you typed is back. Create it again when ready.";
+    }
+  } catch (e) { /* no draft */ }
+  sessionStorage.removeItem(DRAFT);
+
   const showType = () => {
     const q = type.value === "qemu";
     dockerFields.hidden = q;
     qemuFields.hidden = !q;
   };
   type.addEventListener("change", showType);
+  showType();
 
   // The qemu image list (the controller's image service may be off).
   request("GET", "/api/v2/images", undefined, "Loading images").then((r) => {
     const imgs = (r.images || []).filter((i) => i.status === "active").sort((a, b) => (a.name || "").localeCompare(b.name || ""));
     imageID.replaceChildren(el("option", { value: "" }, imgs.length ? "Choose an image" : "No images: upload one first"),
-      ...imgs.map((i) => el("option", { value: i.id }, `${i.name || i.id}${i.visibility === "public" ? "" : " (" + i.visibility + ")"}`)));
+      ...imgs.map((i) => el("option", { value: i.id, selected: i.id === draftImage }, `${i.name || i.id}${i.visibility === "public" ? "" : " (" + i.visibility + ")"}`)));
   }).catch((e) => {
     if (e instanceof SessionExpired) return;
     imageID.replaceChildren(el("option", { value: "" }, e.status === 404 ? "No image service on this controller" : "Images unavailable: " + e.message));
@@ -157,7 +180,7 @@ export function workloads(main) {
       pub.checked = false;
       await load();
     } catch (e) {
-      if (e instanceof SessionExpired) return;
+      if (e instanceof SessionExpired) { saveDraft(); return; }
       // Nothing in the form is changed: the user fixes the field at fault.
       formMsg.className = "msg";
       formMsg.textContent = e.words ? e.words() : e.message;
