@@ -555,6 +555,14 @@ func (l *Launcher) instanceCommand(p []byte, c ssntp.Command) {
 	}
 	id := trimID(sc.InstanceUUID)
 	rec, ok := l.instances[id]
+	if ok && rec.deleting && c == ssntp.DELETE {
+		// A re-sent DELETE (the controller re-sends unconfirmed ones):
+		// InstanceDeleted answers it once the deletion under way ends.
+		// no_instance would tell the controller the instance is gone
+		// while it is still being torn down.
+		glog.Infof("launcher: DELETE of %s: its deletion is under way", id)
+		return
+	}
 	if !ok || rec.deleting {
 		glog.Warningf("launcher: %s of unknown instance %s", c, id)
 		l.sendFailure(c, id, reasonNoInstance)
