@@ -112,3 +112,29 @@ func TestDeleteResentWhenNodeBack(t *testing.T) {
 		t.Errorf("re-sent DELETE %+v", d)
 	}
 }
+
+// TestDeleteWithSchedulerDown: with re-sends on, a DELETE that cannot be
+// handed to the scheduler is still accepted: it is recorded (the server
+// is listed deleting) and the event log says it was not sent yet.
+func TestDeleteWithSchedulerDown(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	in := e.launch(t, tenantA, WorkloadClear, 1)[0]
+	e.report(t, e.node, payloads.InstanceStat{InstanceUUID: in.ID, State: payloads.InstanceActive})
+	e.waitState(t, in.ID, datastore.StateActive)
+	e.fs.Close()
+	// A frame sent before the client notices goes nowhere: harmless.
+	waitFor(t, "the controller disconnected", func() bool {
+		return e.ctl.client.SendCommand(ssntp.STATS, nil) != nil
+	})
+	if err := e.ctl.Delete(ctx, tenantA, in.ID); err != nil {
+		t.Fatalf("Delete with the scheduler down: %v, want accepted", err)
+	}
+	if got, err := e.store.Instance(ctx, in.ID); err != nil || got.Deleting.IsZero() {
+		t.Fatalf("after Delete: %+v %v, want marked deleting", got, err)
+	}
+	es, _ := e.store.Events(ctx, tenantA)
+	if len(es) == 0 || !strings.HasPrefix(es[len(es)-1].Message, "DELETE of "+in.ID+" not sent") {
+		t.Errorf("last event %+v, want DELETE not sent", es)
+	}
+}
