@@ -156,8 +156,8 @@ func TestWorkloadsAPI(t *testing.T) {
 	e.activate(t, ids...)
 	// Deleting a workload in use: 409, nothing deleted.
 	out := e.expect(t, "DELETE", "/"+tenantA+"/workloads/"+priv.ID, "tokA", "", http.StatusConflict)
-	if !strings.Contains(out, "used by instances") {
-		t.Errorf("409 body %s", out)
+	if !strings.Contains(out, "used by instances") || strings.Count(out, "delete workload "+priv.ID) != 1 {
+		t.Errorf("409 body %s: want \"used by instances\" and the workload named once", out)
 	}
 	e.expect(t, "DELETE", "/workloads/"+priv.ID, "admin", "", http.StatusConflict)
 	e.expect(t, "GET", "/"+tenantA+"/workloads/"+priv.ID, "tokA", "", 200)

@@ -404,7 +404,7 @@ func (c *Controller) DeleteWorkload(ctx context.Context, tenantID, id string) er
 		return fmt.Errorf("delete workload %s: %w: only an admin may delete it (DELETE /workloads/%s)", id, ErrWorkloadPublic, id)
 	}
 	if err := c.store.DeleteWorkload(ctx, id); err != nil {
-		return fmt.Errorf("delete workload %s: %w", id, err)
+		return err // the store names the workload already
 	}
 	forgetStatic(w)
 	glog.Infof("deleted workload %s %q", id, w.Description)
