@@ -53,7 +53,10 @@
 // replaces it atomically (temporary file and rename) and durably. A
 // DELETE first writes <StateDir>/<instance uuid>/deleting, durably: a
 // launcher that finds it at start finishes the deletion instead of
-// adopting the instance (state.go, deletingFileName). Drivers
+// adopting the instance (state.go, deletingFileName). A deletion whose
+// driver Delete fails while the instance may still run keeps the instance
+// (and the mark) for the next DELETE or launcher start, so nothing is left
+// running untracked. Drivers
 // may keep files next to it (a process instance's stdout.log and
 // stderr.log).
 package launcher

@@ -29,10 +29,11 @@ type instCmd struct{ op instOp }
 type evKind int
 
 const (
-	evState   evKind = iota // state changed
-	evSample                // new resource sample
-	evRemoved               // the instance is gone without a trace (failed START)
-	evDeleted               // the instance was deleted: report InstanceDeleted
+	evState        evKind = iota // state changed
+	evSample                     // new resource sample
+	evRemoved                    // the instance is gone without a trace (failed START)
+	evDeleted                    // the instance was deleted: report InstanceDeleted
+	evDeleteFailed               // its deletion failed and it is kept: a DELETE may come again
 )
 
 // instEvent is an instance goroutine's report to the main loop.
@@ -98,8 +99,10 @@ func (in *instance) run(ctx context.Context, fresh bool) {
 		}
 	case in.resumeDelete:
 		glog.Infof("launcher: instance %s: finishing the deletion an earlier launcher began", in.id)
-		in.do(ctx, instCmd{op: opDelete})
-		return
+		if in.do(ctx, instCmd{op: opDelete}) {
+			return
+		}
+		in.adopt(ctx)
 	default:
 		in.adopt(ctx)
 	}
@@ -355,7 +358,17 @@ func (in *instance) do(ctx context.Context, c instCmd) bool {
 		}
 		if in.st.Handle.Driver != "" {
 			if err := in.drv.Delete(ctx, in.st.Handle); err != nil {
-				glog.Errorf("launcher: deleting instance %s: %v", in.id, err)
+				// Removing the record of a workload that still runs (a
+				// docker engine that is down, a stop that failed) would
+				// leave it running with nobody tracking it. It is kept,
+				// deletion mark and all: the controller's next DELETE, or
+				// the next launcher start, tries again.
+				if alive, rerr := in.drv.Running(ctx, in.st.Handle); alive || rerr != nil {
+					glog.Errorf("launcher: deleting instance %s failed and it may still run, so it is kept for the next DELETE: %v", in.id, err)
+					in.emit(ctx, instEvent{kind: evDeleteFailed})
+					return false
+				}
+				glog.Errorf("launcher: deleting instance %s: %v (it no longer runs: removed)", in.id, err)
 			}
 		}
 		in.l.destroyVnic(ctx, in.req, in.st.Kind)

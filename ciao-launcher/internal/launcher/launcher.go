@@ -634,6 +634,8 @@ func (l *Launcher) handleEvent(ev instEvent) {
 		}
 	case evSample:
 		rec.sample = ev.sample
+	case evDeleteFailed:
+		rec.deleting = false
 	case evRemoved, evDeleted:
 		delete(l.instances, ev.id)
 		if ev.kind == evDeleted {
