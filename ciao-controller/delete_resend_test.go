@@ -28,13 +28,13 @@ func deletesOf(a *testutil.FakeAgent, id string) int {
 }
 
 // TestResendDroppedDelete: the real ciao-scheduler, the controller
-// in-process with -resend-pending-after 300ms and a fake launcher that
+// in-process with -resend-delete-after 300ms and a fake launcher that
 // loses the first DELETE. The server is listed "deleting" from the
 // DELETE on; the controller sends the DELETE again (event "Delete
 // re-sent for"), the launcher deletes the instance and the server goes,
 // without any further request.
 func TestResendDroppedDelete(t *testing.T) {
-	k := newLifeCluster(t, false, func(c *config) { c.ResendPending = 300 * time.Millisecond },
+	k := newLifeCluster(t, false, func(c *config) { c.ResendDelete = 300 * time.Millisecond },
 		[]testutil.Option{testutil.WithDropDeletes(1)})
 	code, ids, body := k.create(tenant, 1)
 	if code != http.StatusAccepted || len(ids) != 1 {
@@ -87,7 +87,7 @@ func TestDeleteSurvivesControllerKill(t *testing.T) {
 	args := func(grace string) string {
 		return strings.Join([]string{"-cacert", s.ca, "-cert", s.ctlCert, "-server", "127.0.0.1", "-port", strconv.Itoa(s.port),
 			"-compute-host", "127.0.0.1", "-compute-port", strconv.Itoa(apiPort), "-database", filepath.Join(dir, "c.db"),
-			"-tokens", tokens, "-resend-pending-after", grace}, " ")
+			"-tokens", tokens, "-resend-delete-after", grace}, " ")
 	}
 	first := startChild(t, dir, "controller1", args("1h"))
 	waitAPI(t, base)
@@ -162,7 +162,7 @@ func TestDeleteSurvivesControllerKill(t *testing.T) {
 }
 
 // TestDeleteWhileLauncherDown: the real ciao-scheduler, the controller
-// in-process (-resend-pending-after 300ms) and the real ciao-launcher
+// in-process (-resend-delete-after 300ms) and the real ciao-launcher
 // (simulation backend, its own process). The launcher is SIGKILLed while
 // its instance runs; the server is then deleted (the scheduler drops the
 // DELETE: the node is gone) and is listed deleting. The launcher restarts
@@ -173,7 +173,7 @@ func TestDeleteWhileLauncherDown(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs ciao-scheduler and ciao-launcher")
 	}
-	k := startLifeCluster(t, false, func(c *config) { c.ResendPending = 300 * time.Millisecond })
+	k := startLifeCluster(t, false, func(c *config) { c.ResendDelete = 300 * time.Millisecond })
 	dir, port := k.sched.dir, k.port
 	launcher := filepath.Join(dir, "ciao-launcher")
 	if out, err := exec.Command("go", "build", "-o", launcher, "../ciao-launcher").CombinedOutput(); err != nil {

@@ -71,6 +71,7 @@ type config struct {
 	Identity        identityConfig // built-in identity (identity.go)
 	ShutdownTimeout time.Duration
 	ResendPending   time.Duration                                // controller.Config.ResendPendingAfter
+	ResendDelete    time.Duration                                // controller.Config.ResendDeleteAfter
 	GCPercent       int                                          // garbage collector target (GOGC) unless GOGC is set
 	MetricsAddr     string                                       // Prometheus /metrics listener ("" = off)
 	Pprof           bool                                         // also serve /debug/pprof/ on MetricsAddr
@@ -84,7 +85,7 @@ type config struct {
 func newConfig() config {
 	return config{Server: "localhost", Port: ssntp.DefaultPort, ComputePort: DefaultComputePort,
 		Database: DefaultDatabase, ShutdownTimeout: DefaultShutdownTimeout, ResendPending: controller.DefaultResendPendingAfter,
-		CNCITimeout: controller.DefaultCNCITimeout, CNCIIdle: controller.DefaultCNCIIdle, GCPercent: DefaultGCPercent,
+		ResendDelete: controller.DefaultResendDeleteAfter, CNCITimeout: controller.DefaultCNCITimeout, CNCIIdle: controller.DefaultCNCIIdle, GCPercent: DefaultGCPercent,
 		Identity: identityConfig{TokenTTL: identity.DefaultTokenTTL, CacheTTL: identity.DefaultCacheTTL, Role: "member", RemoteUser: "csr", RemoteProject: "service"}}
 }
 
@@ -108,7 +109,9 @@ func (c config) Validate() error {
 	case c.Database == "":
 		return errors.New("-database is required")
 	case c.ResendPending < 0:
-		return errors.New("-resend-pending-after must be >= 0")
+		return fmt.Errorf("-resend-pending-after %v: must be >= 0 (0: never re-send STARTs)", c.ResendPending)
+	case c.ResendDelete < 0:
+		return fmt.Errorf("-resend-delete-after %v: must be >= 0 (0: never re-send DELETEs)", c.ResendDelete)
 	case c.GCPercent <= 0:
 		return errors.New("-gc-percent must be > 0")
 	case c.Pprof && c.MetricsAddr == "":
@@ -139,7 +142,8 @@ func parseFlags(fs *flag.FlagSet, args []string) (config, error) {
 	fs.DurationVar(&c.CNCIIdle, "cnci-idle", c.CNCIIdle, "with -network: delete a tenant's CNCI once the tenant has had no instances for this long; its next request starts a new one (0: never delete CNCIs)")
 	fs.StringVar(&c.TokensFile, "tokens", "", "static token file: lines 'token project-id project-name role[,role...]'")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long in-flight API requests may take at shutdown")
-	fs.DurationVar(&c.ResendPending, "resend-pending-after", c.ResendPending, "send START again for instances still pending and reported by no node this long after creation (or after start, for older ones), and DELETE again for deletions not confirmed this long after they were asked, then with a doubling backoff (0: never); keep it above the launchers' STATS period")
+	fs.DurationVar(&c.ResendPending, "resend-pending-after", c.ResendPending, "send START again for instances still pending and reported by no node this long after creation (or after start, for older ones), then with a doubling backoff up to 32 times this (0: never); keep it above the launchers' STATS period. DELETEs have -resend-delete-after")
+	fs.DurationVar(&c.ResendDelete, "resend-delete-after", c.ResendDelete, "send DELETE again for deletions their node has not confirmed this long after they were asked (or after start, for older ones), then with a doubling backoff up to 32 times this, to the node last reporting the instance (0: never; a lost DELETE then leaves the server listed deleting until deleted again, and a DELETE the scheduler cannot take now is answered 503 instead of kept for later)")
 	fs.IntVar(&c.GCPercent, "gc-percent", c.GCPercent, "garbage collector target percentage (GOGC), unless GOGC is set")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics, e.g. :9103 (default: off)")
 	fs.BoolVar(&c.Pprof, "pprof", false, "also serve the Go profiler at /debug/pprof/ on -metrics-addr")
@@ -226,7 +230,7 @@ func run(ctx context.Context, cfg config) (err error) {
 	}
 	ccfg := controller.NewConfig(store, sc)
 	ccfg.Network, ccfg.CNCITimeout, ccfg.CNCIIdle = cfg.Network, cfg.CNCITimeout, cfg.CNCIIdle
-	ccfg.ResendPendingAfter = cfg.ResendPending
+	ccfg.ResendPendingAfter, ccfg.ResendDeleteAfter = cfg.ResendPending, cfg.ResendDelete
 	ccfg.Metrics = met
 	ctl, err := controller.New(ctx, ccfg)
 	if err != nil {

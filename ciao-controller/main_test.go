@@ -53,6 +53,34 @@ func TestFlags(t *testing.T) {
 	if cfg.Server != "sched" || cfg.Port != 9999 || cfg.ComputePort != 18774 || cfg.Database != "/x.db" || cfg.Network {
 		t.Errorf("parsed %+v", cfg)
 	}
+	if cfg.ResendPending != controller.DefaultResendPendingAfter || cfg.ResendDelete != controller.DefaultResendDeleteAfter {
+		t.Errorf("re-send delays %v %v, want the defaults", cfg.ResendPending, cfg.ResendDelete)
+	}
+	// The two re-sends are set, and turned off, independently.
+	base := []string{"-httpscert", "h", "-httpskey", "k", "-tokens", tok}
+	for _, tc := range []struct {
+		args                 []string
+		wantPending, wantDel time.Duration
+	}{
+		{[]string{"-resend-pending-after", "0"}, 0, controller.DefaultResendDeleteAfter},
+		{[]string{"-resend-delete-after", "0"}, controller.DefaultResendPendingAfter, 0},
+		{[]string{"-resend-pending-after", "5s", "-resend-delete-after", "7s"}, 5 * time.Second, 7 * time.Second},
+	} {
+		cfg, err := parseFlags(flag.NewFlagSet("t", flag.ContinueOnError), append(append([]string{}, base...), tc.args...))
+		if err != nil || cfg.ResendPending != tc.wantPending || cfg.ResendDelete != tc.wantDel {
+			t.Errorf("%q: %v %v %v, want %v %v", tc.args, cfg.ResendPending, cfg.ResendDelete, err, tc.wantPending, tc.wantDel)
+		}
+	}
+	// Negative delays are refused, naming the flag and the value.
+	for _, tc := range []struct{ flag, want string }{
+		{"-resend-pending-after", "-resend-pending-after -2s: must be >= 0 (0: never re-send STARTs)"},
+		{"-resend-delete-after", "-resend-delete-after -2s: must be >= 0 (0: never re-send DELETEs)"},
+	} {
+		_, err := parseFlags(flag.NewFlagSet("t", flag.ContinueOnError), append(append([]string{}, base...), tc.flag, "-2s"))
+		if err == nil || err.Error() != tc.want {
+			t.Errorf("%s -2s: %v, want %q", tc.flag, err, tc.want)
+		}
+	}
 	ts, err := loadTokens(tok)
 	if err != nil || len(ts) != 2 || !ts["adm"].IsAdmin() || ts["tokA"].IsAdmin() {
 		t.Errorf("tokens %+v: %v", ts, err)

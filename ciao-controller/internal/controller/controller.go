@@ -51,6 +51,10 @@ const DefaultMaxLaunch = 100
 // 2016 launcher STATS periods.
 const DefaultResendPendingAfter = 30 * time.Second
 
+// DefaultResendDeleteAfter is Config.ResendDeleteAfter's default, the
+// same as DefaultResendPendingAfter.
+const DefaultResendDeleteAfter = DefaultResendPendingAfter
+
 // Config configures a Controller. Build it with NewConfig.
 type Config struct {
 	// SSNTP is the client configuration (certificates, scheduler host and
@@ -78,8 +82,16 @@ type Config struct {
 	// only means the START was handed to the SSNTP client: a controller
 	// killed right then may not have written it. Choose it above the
 	// launchers' STATS period, so an instance that did reach a node is
-	// reported (and not started twice) first. 0 turns it off.
+	// reported (and not started twice) first. 0 turns it off; it does not
+	// touch DELETE re-sends (ResendDeleteAfter).
 	ResendPendingAfter time.Duration
+	// ResendDeleteAfter: a DELETE its node did not confirm this long after
+	// it was asked (or after New, for those of an earlier process) is sent
+	// again, then with the same doubling backoff (deleting.go). With it
+	// on, Delete also accepts a DELETE the scheduler cannot take now. 0
+	// turns it off: a lost DELETE then leaves the instance deleting until
+	// asked again.
+	ResendDeleteAfter time.Duration
 	// Metrics, if set, counts launches and received frames.
 	Metrics *metrics.Metrics
 }
@@ -88,7 +100,7 @@ type Config struct {
 func NewConfig(store datastore.Store, sc ssntp.Config) Config {
 	sc.Role = ssntp.Controller
 	return Config{SSNTP: sc, Store: store, MaxLaunch: DefaultMaxLaunch, OpTimeout: 10 * time.Second,
-		ResendPendingAfter: DefaultResendPendingAfter, CNCITimeout: DefaultCNCITimeout, CNCIIdle: DefaultCNCIIdle}
+		ResendPendingAfter: DefaultResendPendingAfter, ResendDeleteAfter: DefaultResendDeleteAfter, CNCITimeout: DefaultCNCITimeout, CNCIIdle: DefaultCNCIIdle}
 }
 
 // Validate checks the configuration.
@@ -105,7 +117,9 @@ func (c Config) Validate() error {
 	case c.OpTimeout <= 0:
 		return errors.New("controller config: op timeout must be > 0")
 	case c.ResendPendingAfter < 0:
-		return errors.New("controller config: resend-pending delay must be >= 0")
+		return fmt.Errorf("controller config: START re-send delay %v < 0 (0 turns START re-sends off)", c.ResendPendingAfter)
+	case c.ResendDeleteAfter < 0:
+		return fmt.Errorf("controller config: DELETE re-send delay %v < 0 (0 turns DELETE re-sends off)", c.ResendDeleteAfter)
 	}
 	return nil
 }
@@ -167,7 +181,7 @@ func New(ctx context.Context, cfg Config) (*Controller, error) {
 	}
 	c.client = cl
 	glog.Infof("controller %s connected to scheduler %s", cl.UUID(), cl.ServerUUID())
-	if cfg.ResendPendingAfter > 0 || cfg.Network {
+	if cfg.ResendPendingAfter > 0 || cfg.ResendDeleteAfter > 0 || cfg.Network {
 		c.bg.Add(1)
 		go c.maintain()
 	}

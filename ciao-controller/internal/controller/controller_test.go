@@ -377,4 +377,19 @@ func TestConfigValidate(t *testing.T) {
 	if c.Validate() == nil {
 		t.Error("networking without a CNCI timeout accepted")
 	}
+	for _, mod := range []func(*Config){
+		func(c *Config) { c.ResendPendingAfter = -time.Second },
+		func(c *Config) { c.ResendDeleteAfter = -time.Second },
+	} {
+		c := NewConfig(datastore.NewMemory(), ssntp.Config{})
+		mod(&c)
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "-1s < 0") {
+			t.Errorf("negative re-send delay: %v, want refused naming it", err)
+		}
+	}
+	c = NewConfig(datastore.NewMemory(), ssntp.Config{})
+	c.ResendPendingAfter, c.ResendDeleteAfter = 0, 0
+	if err := c.Validate(); err != nil {
+		t.Errorf("re-sends off refused: %v", err)
+	}
 }

@@ -13,23 +13,29 @@ import (
 	yaml "gopkg.in/yaml.v2"
 )
 
-// A DELETE is never lost. Delete records the request on the instance
-// (datastore MarkDeleting, on disk before the DELETE is sent) and the
-// instance stays listed, with status StateDeleting, until its node
-// confirms: InstanceDeleted, or DeleteFailure no_instance (the node has
-// no such instance: it is gone, e.g. deleted by a launcher that died
-// before it could say so). Meanwhile the maintenance loop (recovery.go)
-// sends the DELETE again ResendPendingAfter after the request (or after
-// this controller started, for requests of an earlier process), then
-// after twice as long, and so on up to 32 times ResendPendingAfter, each
-// time to the node the instance was last reported on, with an event per
-// re-send. A DELETE sent while the instance's node was disconnected
-// (StateMissing) is sent again as soon as the node reports the instance
-// again, whatever the backoff: the scheduler dropped it. SSNTP has no acknowledgement: a DELETE can be lost on the way,
-// or reach a launcher that dies before it is done; a launcher that
-// deleted the instance already answers no_instance, one that has it
-// deletes it. The scheduler drops a DELETE for a node not connected, so
-// the re-sends go on until the node is back.
+// A DELETE is never lost (with ResendDeleteAfter > 0, the default).
+// Delete records the request on the instance (datastore MarkDeleting, on
+// disk before the DELETE is sent) and the instance stays listed, with
+// status StateDeleting, until its node confirms: InstanceDeleted, or
+// DeleteFailure no_instance (the node has no such instance: it is gone,
+// e.g. deleted by a launcher that died before it could say so).
+// Meanwhile the maintenance loop (recovery.go) sends the DELETE again
+// ResendDeleteAfter after the request (or after this controller started,
+// for requests of an earlier process), then after twice as long, and so
+// on up to 32 times ResendDeleteAfter, each time to the node the instance
+// was last reported on, with an event per re-send. A DELETE sent while
+// the instance's node was disconnected (StateMissing) is sent again as
+// soon as the node reports the instance again, whatever the backoff: the
+// scheduler dropped it. SSNTP has no acknowledgement: a DELETE can be
+// lost on the way, or reach a launcher that dies before it is done; a
+// launcher that deleted the instance already answers no_instance, one
+// that has it deletes it. The scheduler drops a DELETE for a node not
+// connected, so the re-sends go on until the node is back.
+//
+// DELETE re-sends are independent of START re-sends (ResendPendingAfter):
+// turning one off leaves the other on. With ResendDeleteAfter 0 a lost
+// DELETE leaves the instance listed deleting until the user deletes it
+// again.
 
 // StateDeleting is the status listed for an instance whose deletion was
 // asked and not yet confirmed. Nova clients wait for a deleted server
@@ -49,16 +55,17 @@ type redeletes struct {
 }
 
 // deleteSent records the DELETE Delete sent for in: the first re-send is
-// due grace later. Nothing is tracked with re-sends off.
+// due ResendDeleteAfter later. Nothing is tracked with DELETE re-sends
+// off.
 func (c *Controller) deleteSent(in datastore.Instance, now time.Time) {
-	if c.cfg.ResendPendingAfter <= 0 {
+	if c.cfg.ResendDeleteAfter <= 0 {
 		return
 	}
 	c.redel.mu.Lock()
 	defer c.redel.mu.Unlock()
 	r := c.redel.m[in.ID]
 	if r == nil {
-		r = &redelete{resend: resend{next: now.Add(c.cfg.ResendPendingAfter)}}
+		r = &redelete{resend: resend{next: now.Add(c.cfg.ResendDeleteAfter)}}
 		c.redel.m[in.ID] = r
 	}
 	r.missing = in.State == StateMissing
@@ -73,17 +80,13 @@ func (c *Controller) sendDelete(in datastore.Instance) error {
 	return c.client.SendCommand(ssntp.DELETE, b)
 }
 
-// resendDeletes re-sends the DELETEs that are due (see above).
-func (c *Controller) resendDeletes(ctx context.Context, now time.Time) {
-	grace := c.cfg.ResendPendingAfter
-	p, err := c.store.Instances(ctx, datastore.InstanceQuery{})
-	if err != nil {
-		glog.Errorf("resending DELETEs: %v", err)
-		return
-	}
+// resendDeletes re-sends the DELETEs that are due (see above) among all,
+// the list of every instance.
+func (c *Controller) resendDeletes(ctx context.Context, now time.Time, all []datastore.Instance) {
+	grace := c.cfg.ResendDeleteAfter
 	waiting := map[string]bool{}
 	failed := 0
-	for _, in := range p.Instances {
+	for _, in := range all {
 		if in.Deleting.IsZero() {
 			continue
 		}
@@ -104,6 +107,10 @@ func (c *Controller) resendDeletes(ctx context.Context, now time.Time) {
 		case <-c.stop:
 			return
 		default:
+		}
+		var err error
+		if in, err = c.store.Instance(ctx, in.ID); err != nil || in.Deleting.IsZero() || in.NodeID == "" {
+			continue // confirmed since the listing
 		}
 		if err := c.sendDelete(in); err != nil {
 			if failed++; failed == 1 {

@@ -86,7 +86,7 @@ func TestDeleteResentWhenNodeBack(t *testing.T) {
 		}
 		return n
 	}
-	grace := e.ctl.cfg.ResendPendingAfter
+	grace := e.ctl.cfg.ResendDeleteAfter
 	t0 := time.Now()
 	for _, step := range []struct {
 		at   time.Duration
@@ -103,7 +103,7 @@ func TestDeleteResentWhenNodeBack(t *testing.T) {
 			e.report(t, e.node, payloads.InstanceStat{InstanceUUID: in.ID, State: payloads.InstanceActive})
 			e.waitState(t, in.ID, datastore.StateActive)
 		}
-		e.ctl.resendDeletes(ctx, t0.Add(step.at))
+		e.ctl.resend(ctx, t0.Add(step.at))
 		if n := resent(); n != step.want {
 			t.Fatalf("at +%v: %d re-sends, want %d", step.at, n, step.want)
 		}
@@ -136,5 +136,48 @@ func TestDeleteWithSchedulerDown(t *testing.T) {
 	es, _ := e.store.Events(ctx, tenantA)
 	if len(es) == 0 || !strings.HasPrefix(es[len(es)-1].Message, "DELETE of "+in.ID+" not sent") {
 		t.Errorf("last event %+v, want DELETE not sent", es)
+	}
+}
+
+// TestResendSwitches: START and DELETE re-sends are turned on and off
+// independently. With an instance pending on no node and one being
+// deleted, both due, a pass re-sends exactly the kinds that are on.
+func TestResendSwitches(t *testing.T) {
+	for _, tc := range []struct {
+		name            string
+		pending, delete time.Duration
+	}{
+		{"both", time.Hour, time.Hour},
+		{"starts only", time.Hour, 0},
+		{"deletes only", 0, time.Hour},
+		{"none", 0, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fs := testutil.NewFakeServer(t)
+			store := seededStore(t, "02:11:22:33:44:55")
+			ctx := context.Background()
+			ins, err := store.CreateInstances(ctx, []datastore.InstanceRequest{
+				{ID: "30000000-0000-4000-8000-000000000001", TenantID: tenantA, WorkloadID: WorkloadClear},
+				{ID: "30000000-0000-4000-8000-000000000002", TenantID: tenantA, WorkloadID: WorkloadClear},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			pend, del := ins[0].ID, ins[1].ID
+			if _, err := store.UpdateInstances(ctx, []datastore.InstanceUpdate{{ID: del, State: datastore.StateActive, NodeID: "n"}}); err != nil {
+				t.Fatal(err)
+			}
+			if err := store.MarkDeleting(ctx, del, time.Now()); err != nil {
+				t.Fatal(err)
+			}
+			ctl, _ := startOn(t, fs, store, func(c *Config) { c.ResendPendingAfter, c.ResendDeleteAfter = tc.pending, tc.delete })
+			ctl.resend(ctx, time.Now().Add(2*time.Hour))
+			if got, want := hasEventPrefix(store, tenantA, "", "Start re-sent for "+pend), tc.pending > 0; got != want {
+				t.Errorf("START re-sent: %v, want %v", got, want)
+			}
+			if got, want := hasEventPrefix(store, tenantA, "", "Delete re-sent for "+del), tc.delete > 0; got != want {
+				t.Errorf("DELETE re-sent: %v, want %v", got, want)
+			}
+		})
 	}
 }

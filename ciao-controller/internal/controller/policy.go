@@ -225,9 +225,10 @@ func (c *Controller) Restart(ctx context.Context, tenantID, id string) error {
 // until the node confirms with InstanceDeleted (§4.8). An instance that a
 // StartFailure left in the error state without a node runs nowhere and is
 // removed at once. The request is recorded on the instance first, and the
-// DELETE re-sent until confirmed (deleting.go): with re-sends on, a DELETE
-// that cannot be handed to the scheduler now is not an error (the event
-// log says it was not sent); with them off it is ErrUnavailable.
+// DELETE re-sent until confirmed (deleting.go): with DELETE re-sends on
+// (Config.ResendDeleteAfter), a DELETE that cannot be handed to the
+// scheduler now is not an error (the event log says it was not sent);
+// with them off it is ErrUnavailable.
 func (c *Controller) Delete(ctx context.Context, tenantID, id string) error {
 	in, err := c.owned(ctx, tenantID, id)
 	if err != nil {
@@ -246,7 +247,7 @@ func (c *Controller) Delete(ctx context.Context, tenantID, id string) error {
 	}
 	c.deleteSent(in, now)
 	err = c.route(ctx, in, ssntp.DELETE, payloads.Delete{Delete: payloads.StopCmd{InstanceUUID: id, WorkloadAgentUUID: in.NodeID}})
-	if errors.Is(err, ErrUnavailable) && c.cfg.ResendPendingAfter > 0 {
+	if errors.Is(err, ErrUnavailable) && c.cfg.ResendDeleteAfter > 0 {
 		glog.Warningf("delete %s: %v; recorded, it will be re-sent", id, err)
 		return nil
 	}

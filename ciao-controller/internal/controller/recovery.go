@@ -24,7 +24,12 @@ import (
 //     instance_exists: that names its node, it is not a failure
 //     (resentStartFailure).
 //   - DELETEs: re-sent until the node confirms (deleting.go), on the same
-//     schedule as STARTs.
+//     schedule with ResendDeleteAfter in place of ResendPendingAfter.
+//
+// The two re-sends share one listing of the instances per pass (resend);
+// an instance found due is read again before anything is sent for it, so
+// the age of that listing never makes a re-send of something already
+// settled (reported by a node, deleted).
 //   - CNCIs: idle ones are deleted, and DELETEs are retried (cnci_life.go).
 //   - Nodes: when the scheduler reports a node gone (NodeDisconnected), the
 //     instances it ran become StateMissing until a node reports them again.
@@ -33,7 +38,7 @@ import (
 // the scheduler; the next STATS that reports it sets its state again.
 const StateMissing = "missing"
 
-// maxResendShift caps the resend backoff at 32 × ResendPendingAfter.
+// maxResendShift caps the re-send backoff at 32 times the first delay.
 const maxResendShift = 5
 
 // resend is one instance whose START was re-sent.
@@ -52,8 +57,10 @@ type resends struct {
 // shortest of the delays it enforces, at most every 10 ms.
 func (c *Controller) maintenanceTick() time.Duration {
 	tick := 30 * time.Second
-	if g := c.cfg.ResendPendingAfter; g > 0 {
-		tick = min(tick, g/2)
+	for _, g := range []time.Duration{c.cfg.ResendPendingAfter, c.cfg.ResendDeleteAfter} {
+		if g > 0 {
+			tick = min(tick, g/2)
+		}
 	}
 	if c.cfg.Network {
 		tick = min(tick, c.cfg.CNCITimeout/4)
@@ -75,10 +82,7 @@ func (c *Controller) maintain() {
 			return
 		case now := <-t.C:
 			ctx, cancel := context.WithTimeout(context.Background(), c.cfg.OpTimeout)
-			if c.cfg.ResendPendingAfter > 0 {
-				c.resendPending(ctx, now)
-				c.resendDeletes(ctx, now)
-			}
+			c.resend(ctx, now)
 			if c.cfg.Network {
 				c.reapIdleCNCIs(ctx, now)
 				c.retryCNCIDeletes(ctx, now)
@@ -88,19 +92,40 @@ func (c *Controller) maintain() {
 	}
 }
 
-// resendPending re-sends the STARTs that are due (see Recovery above).
-func (c *Controller) resendPending(ctx context.Context, now time.Time) {
-	grace := c.cfg.ResendPendingAfter
-	p, err := c.store.Instances(ctx, datastore.InstanceQuery{})
-	if err != nil {
-		glog.Errorf("resending pending STARTs: %v", err)
+// resend re-sends the STARTs and the DELETEs that are due, those that
+// are on, from one listing of the instances.
+func (c *Controller) resend(ctx context.Context, now time.Time) {
+	if c.cfg.ResendPendingAfter <= 0 && c.cfg.ResendDeleteAfter <= 0 {
 		return
 	}
+	p, err := c.store.Instances(ctx, datastore.InstanceQuery{})
+	if err != nil {
+		glog.Errorf("re-send pass: listing the instances: %v", err)
+		return
+	}
+	if c.cfg.ResendPendingAfter > 0 {
+		c.resendPending(ctx, now, p.Instances)
+	}
+	if c.cfg.ResendDeleteAfter > 0 {
+		c.resendDeletes(ctx, now, p.Instances)
+	}
+}
+
+// startWaits reports whether in waits for a START: pending, no node.
+func startWaits(in datastore.Instance) bool {
+	return in.State == datastore.StatePending && in.NodeID == ""
+}
+
+// resendPending re-sends the STARTs that are due (see Recovery above)
+// among all, the list of every instance.
+func (c *Controller) resendPending(ctx context.Context, now time.Time, all []datastore.Instance) {
+	grace := c.cfg.ResendPendingAfter
+	var err error
 	workloads := map[string]datastore.Workload{}
 	waiting := map[string]bool{}
 	n, failed := 0, 0
-	for _, in := range p.Instances {
-		if in.State != datastore.StatePending || in.NodeID != "" {
+	for _, in := range all {
+		if !startWaits(in) {
 			continue
 		}
 		waiting[in.ID] = true
@@ -119,6 +144,9 @@ func (c *Controller) resendPending(ctx context.Context, now time.Time) {
 		case <-c.stop:
 			return
 		default:
+		}
+		if in, err = c.store.Instance(ctx, in.ID); err != nil || !startWaits(in) {
+			continue // gone, or reported by a node, since the listing
 		}
 		w, ok := workloads[in.WorkloadID]
 		if !ok {
