@@ -72,6 +72,7 @@ type config struct {
 	ShutdownTimeout time.Duration
 	ResendPending   time.Duration                                // controller.Config.ResendPendingAfter
 	ResendDelete    time.Duration                                // controller.Config.ResendDeleteAfter
+	UsageRetention  time.Duration                                // controller.Config.UsageRetention
 	GCPercent       int                                          // garbage collector target (GOGC) unless GOGC is set
 	MetricsAddr     string                                       // Prometheus /metrics listener ("" = off)
 	Pprof           bool                                         // also serve /debug/pprof/ on MetricsAddr
@@ -85,7 +86,7 @@ type config struct {
 func newConfig() config {
 	return config{Server: "localhost", Port: ssntp.DefaultPort, ComputePort: DefaultComputePort,
 		Database: DefaultDatabase, ShutdownTimeout: DefaultShutdownTimeout, ResendPending: controller.DefaultResendPendingAfter,
-		ResendDelete: controller.DefaultResendDeleteAfter, CNCITimeout: controller.DefaultCNCITimeout, CNCIIdle: controller.DefaultCNCIIdle, GCPercent: DefaultGCPercent,
+		ResendDelete: controller.DefaultResendDeleteAfter, CNCITimeout: controller.DefaultCNCITimeout, CNCIIdle: controller.DefaultCNCIIdle, UsageRetention: controller.DefaultUsageRetention, GCPercent: DefaultGCPercent,
 		Identity: identityConfig{TokenTTL: identity.DefaultTokenTTL, CacheTTL: identity.DefaultCacheTTL, Role: "member", RemoteUser: "csr", RemoteProject: "service"}}
 }
 
@@ -112,6 +113,8 @@ func (c config) Validate() error {
 		return fmt.Errorf("-resend-pending-after %v: must be >= 0 (0: never re-send STARTs)", c.ResendPending)
 	case c.ResendDelete < 0:
 		return fmt.Errorf("-resend-delete-after %v: must be >= 0 (0: never re-send DELETEs)", c.ResendDelete)
+	case c.UsageRetention < 0:
+		return fmt.Errorf("-usage-retention %v: must be >= 0 (0: keep usage records forever)", c.UsageRetention)
 	case c.GCPercent <= 0:
 		return errors.New("-gc-percent must be > 0")
 	case c.Pprof && c.MetricsAddr == "":
@@ -144,6 +147,7 @@ func parseFlags(fs *flag.FlagSet, args []string) (config, error) {
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long in-flight API requests may take at shutdown")
 	fs.DurationVar(&c.ResendPending, "resend-pending-after", c.ResendPending, "send START again for instances still pending and reported by no node this long after creation (or after start, for older ones), then with a doubling backoff up to 32 times this (0: never); keep it above the launchers' STATS period. DELETEs have -resend-delete-after")
 	fs.DurationVar(&c.ResendDelete, "resend-delete-after", c.ResendDelete, "send DELETE again for deletions their node has not confirmed this long after they were asked (or after start, for older ones), then with a doubling backoff up to 32 times this, to the node last reporting the instance (0: never; a lost DELETE then leaves the server listed deleting until deleted again, and a DELETE the scheduler cannot take now is answered 503 instead of kept for later)")
+	fs.DurationVar(&c.UsageRetention, "usage-retention", c.UsageRetention, "keep the lifetime records of deleted instances, which 'openstack usage' reports are computed from, this long after the deletion; older ones are pruned hourly (0: keep forever)")
 	fs.IntVar(&c.GCPercent, "gc-percent", c.GCPercent, "garbage collector target percentage (GOGC), unless GOGC is set")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics, e.g. :9103 (default: off)")
 	fs.BoolVar(&c.Pprof, "pprof", false, "also serve the Go profiler at /debug/pprof/ on -metrics-addr")
@@ -231,6 +235,7 @@ func run(ctx context.Context, cfg config) (err error) {
 	ccfg := controller.NewConfig(store, sc)
 	ccfg.Network, ccfg.CNCITimeout, ccfg.CNCIIdle = cfg.Network, cfg.CNCITimeout, cfg.CNCIIdle
 	ccfg.ResendPendingAfter, ccfg.ResendDeleteAfter = cfg.ResendPending, cfg.ResendDelete
+	ccfg.UsageRetention = cfg.UsageRetention
 	ccfg.Metrics = met
 	ctl, err := controller.New(ctx, ccfg)
 	if err != nil {

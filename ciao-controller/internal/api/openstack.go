@@ -23,8 +23,10 @@ package api
 // admin-only routes are 403 for members. Quotas map to the datastore's
 // limits: instances ↔ instances, cores ↔ vcpus, ram ↔ mem_mb (-1 =
 // unlimited); Nova has no disk quota, so tenant-disk-quota is only on
-// the named-quota API (quotas.go). Usage covers the instances that exist
-// now: a deleted instance leaves no record to bill.
+// the named-quota API (quotas.go). Usage is computed from the instance
+// lifetimes the datastore keeps (datastore/lifetimes.go): a deleted
+// instance is billed for the time it ran, within the controller's
+// -usage-retention.
 
 import (
 	"context"
@@ -361,31 +363,51 @@ type tenantUsage struct {
 	ServerUsages      []serverUsage `json:"server_usages,omitempty"`
 }
 
-// usageOf sums the project's instances over [start, end): each counts
-// from its creation to now, clipped to the period. ok is false when no
-// instance overlaps the period.
+// usageOf sums the project's instance lifetimes over [start, end) (see
+// usageFrom). ok is false when none overlaps the period.
 func (s *server) usageOf(ctx context.Context, project string, start, end, now time.Time) (u tenantUsage, ok bool, err error) {
-	u = tenantUsage{TenantID: project, Start: start.Format(usageTime), Stop: end.Format(usageTime), ServerUsages: []serverUsage{}}
-	p, err := s.cfg.Store.Instances(ctx, datastore.InstanceQuery{TenantID: project})
+	ls, err := s.cfg.Store.Lifetimes(ctx, project, start, end)
 	if err != nil {
-		return u, false, err
+		return tenantUsage{}, false, err
 	}
-	for _, in := range p.Instances {
-		from, to := in.CreatedAt, now
-		if from.Before(start) {
-			from = start
+	return s.usageFrom(ctx, project, ls, start, end, now)
+}
+
+// usageFrom sums lifetimes, all of project, over [start, end): each
+// instance counts from its creation to its deletion (now while it
+// exists), clipped to the period, so deleted instances are billed for
+// the time they ran. Deleted ones are state "terminated" with ended_at;
+// existing ones have their current state.
+func (s *server) usageFrom(ctx context.Context, project string, ls []datastore.Lifetime, start, end, now time.Time) (u tenantUsage, ok bool, err error) {
+	u = tenantUsage{TenantID: project, Start: start.Format(usageTime), Stop: end.Format(usageTime), ServerUsages: []serverUsage{}}
+	var states map[string]string // of the existing instances, read once if any
+	for _, l := range ls {
+		if !l.End(now).After(start) {
+			continue // a running instance's now before the period
 		}
-		if to.After(end) {
-			to = end
+		hours := l.Within(start, end, now).Hours()
+		su := serverUsage{InstanceID: l.InstanceID, Name: l.Name, Hours: hours, TenantID: l.TenantID, Flavor: l.WorkloadID,
+			MemoryMB: l.MemMB, VCPUs: l.VCPUs, LocalGB: int(math.Ceil(float64(l.DiskMB) / 1024)),
+			StartedAt: l.CreatedAt.UTC().Format(usageTime), Uptime: int64(l.End(now).Sub(l.CreatedAt).Seconds())}
+		if l.DeletedAt.IsZero() {
+			if states == nil {
+				states = map[string]string{}
+				p, err := s.cfg.Store.Instances(ctx, datastore.InstanceQuery{TenantID: project})
+				if err != nil && !errors.Is(err, datastore.ErrNotFound) {
+					return u, false, err
+				}
+				for _, in := range p.Instances {
+					states[in.ID] = in.State
+				}
+			}
+			su.State = states[l.InstanceID]
+			if su.State == "" {
+				su.State = datastore.StatePending
+			}
+		} else {
+			ended := l.DeletedAt.UTC().Format(usageTime)
+			su.EndedAt, su.State = &ended, "terminated"
 		}
-		if !in.CreatedAt.Before(end) || !now.After(start) {
-			continue // lived wholly outside the period
-		}
-		hours := max(to.Sub(from).Hours(), 0)
-		su := serverUsage{InstanceID: in.ID, Name: in.Name, Hours: hours, TenantID: in.TenantID, Flavor: in.WorkloadID,
-			MemoryMB: in.Usage[datastore.ResMemMB], VCPUs: in.Usage[datastore.ResVCPUs],
-			LocalGB:   int(math.Ceil(float64(in.Usage[datastore.ResDiskMB]) / 1024)),
-			StartedAt: in.CreatedAt.UTC().Format(usageTime), State: in.State, Uptime: int64(now.Sub(in.CreatedAt).Seconds())}
 		u.TotalHours += hours
 		u.TotalMemoryMB += hours * float64(su.MemoryMB)
 		u.TotalVCPUs += hours * float64(su.VCPUs)
@@ -428,25 +450,26 @@ func (s *server) listUsage(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	projects := []string{caller(r).TenantID}
+	// An admin sees every project that ran something in the period,
+	// projects deleted since included; a member their own.
+	tenant := caller(r).TenantID
 	if caller(r).IsAdmin() {
-		ts, err := s.cfg.Store.Tenants(r.Context())
-		if err != nil {
-			fail(w, r, err)
-			return
-		}
-		projects = projects[:0]
-		for _, t := range ts {
-			projects = append(projects, t.ID)
-		}
+		tenant = ""
+	}
+	ls, err := s.cfg.Store.Lifetimes(r.Context(), tenant, start, end)
+	if err != nil {
+		fail(w, r, err)
+		return
 	}
 	detailed := r.URL.Query().Get("detailed")
 	out := []tenantUsage{}
-	for _, p := range projects {
-		u, ok, err := s.usageOf(r.Context(), p, start, end, now)
-		if errors.Is(err, datastore.ErrNotFound) {
-			continue
+	for i := 0; i < len(ls); {
+		j := i
+		for j < len(ls) && ls[j].TenantID == ls[i].TenantID {
+			j++
 		}
+		u, ok, err := s.usageFrom(r.Context(), ls[i].TenantID, ls[i:j], start, end, now)
+		i = j
 		if err != nil {
 			fail(w, r, err)
 			return

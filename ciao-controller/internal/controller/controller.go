@@ -92,6 +92,10 @@ type Config struct {
 	// turns it off: a lost DELETE then leaves the instance deleting until
 	// asked again.
 	ResendDeleteAfter time.Duration
+	// UsageRetention: the lifetimes of deleted instances, which usage
+	// reports are computed from, are kept this long after the deletion
+	// (usage.go). 0 keeps them forever.
+	UsageRetention time.Duration
 	// Metrics, if set, counts launches and received frames.
 	Metrics *metrics.Metrics
 }
@@ -100,7 +104,8 @@ type Config struct {
 func NewConfig(store datastore.Store, sc ssntp.Config) Config {
 	sc.Role = ssntp.Controller
 	return Config{SSNTP: sc, Store: store, MaxLaunch: DefaultMaxLaunch, OpTimeout: 10 * time.Second,
-		ResendPendingAfter: DefaultResendPendingAfter, ResendDeleteAfter: DefaultResendDeleteAfter, CNCITimeout: DefaultCNCITimeout, CNCIIdle: DefaultCNCIIdle}
+		ResendPendingAfter: DefaultResendPendingAfter, ResendDeleteAfter: DefaultResendDeleteAfter, CNCITimeout: DefaultCNCITimeout, CNCIIdle: DefaultCNCIIdle,
+		UsageRetention: DefaultUsageRetention}
 }
 
 // Validate checks the configuration.
@@ -120,6 +125,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("controller config: START re-send delay %v < 0 (0 turns START re-sends off)", c.ResendPendingAfter)
 	case c.ResendDeleteAfter < 0:
 		return fmt.Errorf("controller config: DELETE re-send delay %v < 0 (0 turns DELETE re-sends off)", c.ResendDeleteAfter)
+	case c.UsageRetention < 0:
+		return fmt.Errorf("controller config: usage retention %v < 0 (0 keeps usage records forever)", c.UsageRetention)
 	}
 	return nil
 }
@@ -139,7 +146,7 @@ type Controller struct {
 	stop    chan struct{} // closed by Close: the worker exits
 	done    chan struct{} // closed when the worker has exited
 	closed  sync.Once
-	bg      sync.WaitGroup // background jobs (maintenance loop, CNCI launches), stopped by stop
+	bg      sync.WaitGroup // background jobs (maintenance loop, usage pruning, CNCI launches), stopped by stop
 	cnci    cncis          // CNCI launches and deletions in progress
 	rec     resends        // re-sent STARTs (recovery.go)
 	redel   redeletes      // re-sent DELETEs (deleting.go)
@@ -184,6 +191,10 @@ func New(ctx context.Context, cfg Config) (*Controller, error) {
 	if cfg.ResendPendingAfter > 0 || cfg.ResendDeleteAfter > 0 || cfg.Network {
 		c.bg.Add(1)
 		go c.maintain()
+	}
+	if cfg.UsageRetention > 0 {
+		c.bg.Add(1)
+		go c.pruneUsageLoop()
 	}
 	return c, nil
 }

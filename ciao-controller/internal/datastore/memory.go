@@ -30,6 +30,7 @@ type Memory struct {
 	nextEvent int64                      // guarded by mu
 	frames    []TraceFrame               // guarded by mu
 	ident     memIdentity                // identity_memory.go; guarded by mu
+	lifetimes map[string]Lifetime        // by instance id (lifetimes.go); guarded by mu
 }
 
 var _ Store = (*Memory)(nil)
@@ -359,6 +360,7 @@ func (m *Memory) CreateInstances(_ context.Context, reqs []InstanceRequest) ([]I
 	}
 	for _, in := range out {
 		m.instances[in.ID] = in
+		m.recordLifetimeLocked(in)
 	}
 	return cloneInstances(out), nil
 }
@@ -578,6 +580,7 @@ func (m *Memory) DeleteInstance(_ context.Context, id string) (Instance, error) 
 		return Instance{}, fmt.Errorf("delete instance %s: %w", id, ErrNotFound)
 	}
 	delete(m.instances, id)
+	m.endLifetimeLocked(id, now())
 	u := m.usage[in.TenantID]
 	for k, v := range in.Usage {
 		u[k] -= v

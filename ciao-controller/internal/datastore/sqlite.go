@@ -118,6 +118,7 @@ var _ Store = (*SQLite)(nil)
 // Hot-path statements, prepared once on the writer.
 var hotSQL = map[string]string{
 	"insInstance": `INSERT INTO instances (id, tenant_id, workload_id, state, ip, mac, usage, created_at, name) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	"insLifetime": insLifetimeSQL,
 	"insAddress":  `INSERT INTO addresses (subnet, host, tenant_id, instance_id) VALUES (?, ?, ?, ?)`,
 	"savepoint":   `SAVEPOINT op`,
 	"release":     `RELEASE op`,

@@ -397,6 +397,7 @@ func (s *SQLite) CreateInstances(ctx context.Context, reqs []InstanceRequest) ([
 		}
 		insInstance := s.stmt(ctx, tx, "insInstance")
 		insAddress := s.stmt(ctx, tx, "insAddress")
+		insLifetime := s.stmt(ctx, tx, "insLifetime")
 		for i, r := range reqs {
 			in := &out[i]
 			if !r.NoAddress {
@@ -421,6 +422,9 @@ func (s *SQLite) CreateInstances(ctx context.Context, reqs []InstanceRequest) ([
 					return fmt.Errorf("create instance %s: %w", r.ID, ErrExists)
 				}
 				return fmt.Errorf("create instance %s: insert: %w", r.ID, err)
+			}
+			if err := s.insertLifetime(ctx, insLifetime, in); err != nil {
+				return fmt.Errorf("create instance %s: record lifetime: %w", r.ID, err)
 			}
 			if !r.NoAddress {
 				if _, err := insAddress.ExecContext(ctx, plans[i].subnet, plans[i].host, r.TenantID, in.ID); err != nil {
@@ -657,6 +661,9 @@ func (s *SQLite) DeleteInstance(ctx context.Context, id string) (Instance, error
 			if _, err := tx.ExecContext(ctx, q, id); err != nil {
 				return fmt.Errorf("delete instance %s: %w", id, err)
 			}
+		}
+		if err := endLifetime(ctx, tx, id, now()); err != nil {
+			return fmt.Errorf("delete instance %s: end lifetime: %w", id, err)
 		}
 		if t := s.st.tenants[in.TenantID]; t != nil {
 			newUsage = addUsage(s.usageOf(t), in.Usage, -1)

@@ -62,6 +62,10 @@ type Store interface {
 	DeleteInstance(ctx context.Context, id string) (Instance, error)        // releases address and usage
 	MarkDeleting(ctx context.Context, id string, t time.Time) error         // sets Deleting until DeleteInstance (deletions.go)
 
+	// Instance lifetimes, kept after deletion for usage (lifetimes.go).
+	Lifetimes(ctx context.Context, tenantID string, start, end time.Time) ([]Lifetime, error) // overlapping [start, end); "" = all tenants
+	PruneLifetimes(ctx context.Context, cutoff time.Time) (int, error)                        // drops those ended before cutoff
+
 	// Addresses.
 	AllocateAddress(ctx context.Context, tenantID string) (Address, error) // not tied to an instance
 	ReleaseAddress(ctx context.Context, tenantID, ip string) error
