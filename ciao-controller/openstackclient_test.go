@@ -146,7 +146,8 @@ func (c osClient) ok(args ...string) {
 // image in the catalog, and runs the token, project, flavor, image (with
 // upload, download, rename and properties) and server (create, show,
 // stop, start, delete) commands a user runs, finds and deletes a server
-// by name, reads quotas, limits, usage and key pairs as a member, and,
+// by name (whose usage stays), reads quotas, limits, usage and key pairs
+// as a member, and,
 // as an admin, sets a project's quotas (named), shows hypervisors and
 // their statistics, and lists every project's usage and servers. The
 // controller runs in-process with the real ciao-scheduler binary and a
@@ -375,6 +376,13 @@ func TestOpenStackClient(t *testing.T) {
 	})
 	osc.ok("server", "delete", "osc-vm")
 	poll(t, "server gone", func() bool { return status(srv.ID) == "404" })
+	// The deleted server still counts in the project's usage for the
+	// period it ran in (instance lifetimes, datastore/lifetimes.go).
+	usage = nil
+	osc.json(&usage, "usage", "show")
+	if sv, _ := usage["Servers"].([]any); len(sv) != 1 || usage["Project"] != project {
+		t.Errorf("usage show after server delete: %v", usage)
+	}
 
 	saved := filepath.Join(dir, "saved.raw")
 	osc.ok("image", "save", "--file", saved, img.ID)
