@@ -164,7 +164,7 @@ func TestResendSwitches(t *testing.T) {
 				t.Fatal(err)
 			}
 			pend, del := ins[0].ID, ins[1].ID
-			if _, err := store.UpdateInstances(ctx, []datastore.InstanceUpdate{{ID: del, State: datastore.StateActive, NodeID: "n"}}); err != nil {
+			if _, err := store.UpdateInstances(ctx, []datastore.InstanceUpdate{{ID: del, State: datastore.StateActive, NodeID: otherNode}}); err != nil {
 				t.Fatal(err)
 			}
 			if err := store.MarkDeleting(ctx, del, time.Now()); err != nil {
@@ -181,3 +181,54 @@ func TestResendSwitches(t *testing.T) {
 		})
 	}
 }
+
+// TestResendStaleListing: a pass works from one listing of the
+// instances, read before anything is sent. An instance a node reported
+// (START) or whose deletion was confirmed (DELETE) after that listing is
+// not re-sent.
+func TestResendStaleListing(t *testing.T) {
+	fs := testutil.NewFakeServer(t)
+	store := seededStore(t, "02:11:22:33:44:55")
+	ctx := context.Background()
+	ins, err := store.CreateInstances(ctx, []datastore.InstanceRequest{
+		{ID: "40000000-0000-4000-8000-000000000001", TenantID: tenantA, WorkloadID: WorkloadClear},
+		{ID: "40000000-0000-4000-8000-000000000002", TenantID: tenantA, WorkloadID: WorkloadClear},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pend, del := ins[0].ID, ins[1].ID
+	if _, err := store.UpdateInstances(ctx, []datastore.InstanceUpdate{{ID: del, State: datastore.StateActive, NodeID: otherNode}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.MarkDeleting(ctx, del, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	ctl, _ := startOn(t, fs, store, func(c *Config) { c.ResendPendingAfter, c.ResendDeleteAfter = time.Hour, time.Hour })
+	p, err := store.Instances(ctx, datastore.InstanceQuery{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// After the listing: the pending one is reported, the other deleted.
+	if _, err := store.UpdateInstances(ctx, []datastore.InstanceUpdate{{ID: pend, State: datastore.StateActive, NodeID: otherNode}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.DeleteInstance(ctx, del); err != nil {
+		t.Fatal(err)
+	}
+	later := time.Now().Add(2 * time.Hour)
+	ctl.resendPending(ctx, later, p.Instances)
+	ctl.resendDeletes(ctx, later, p.Instances)
+	if hasEventPrefix(store, tenantA, "", "Start re-sent for "+pend) || hasEventPrefix(store, tenantA, "", "Delete re-sent for "+del) {
+		es, _ := store.Events(ctx, tenantA)
+		t.Errorf("re-sent from a stale listing: %+v", es)
+	}
+	// A pass from a fresh listing forgets both.
+	ctl.resend(ctx, later)
+	if n := len(ctl.rec.m) + len(ctl.redel.m); n != 0 {
+		t.Errorf("%d re-sends tracked for instances settled", n)
+	}
+}
+
+// otherNode is a node UUID no agent in these tests has.
+const otherNode = "50000000-0000-4000-8000-000000000000"
