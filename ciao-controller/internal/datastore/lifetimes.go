@@ -88,23 +88,22 @@ func checkPeriod(op string, start, end time.Time) error {
 }
 
 // insLifetimeSQL is the hot statement CreateInstances runs per instance.
-// An id seen before (never, with generated ids) starts a new lifetime.
-const insLifetimeSQL = `INSERT INTO instance_lifetimes (instance_id, tenant_id, workload_id, name, vcpus, mem_mb, disk_mb, created_at)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-	ON CONFLICT (instance_id) DO UPDATE SET tenant_id = excluded.tenant_id, workload_id = excluded.workload_id,
-	name = excluded.name, vcpus = excluded.vcpus, mem_mb = excluded.mem_mb, disk_mb = excluded.disk_mb,
-	created_at = excluded.created_at, deleted_at = NULL`
+const insLifetimeSQL = `INSERT OR REPLACE INTO instance_lifetimes
+	(tenant_id, created_at, instance_id, workload_id, name, vcpus, mem_mb, disk_mb) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
 
 // insertLifetime writes in's lifetime record (inside CreateInstances' op).
 func (s *SQLite) insertLifetime(ctx context.Context, st *sql.Stmt, in *Instance) error {
 	l := lifetimeOf(*in)
-	_, err := st.ExecContext(ctx, l.InstanceID, l.TenantID, l.WorkloadID, l.Name, l.VCPUs, l.MemMB, l.DiskMB, ns(l.CreatedAt))
+	_, err := st.ExecContext(ctx, l.TenantID, ns(l.CreatedAt), l.InstanceID, l.WorkloadID, l.Name, l.VCPUs, l.MemMB, l.DiskMB)
 	return err
 }
 
-// endLifetime closes id's lifetime at t (inside DeleteInstance's op).
-func endLifetime(ctx context.Context, tx *sql.Tx, id string, t time.Time) error {
-	_, err := tx.ExecContext(ctx, `UPDATE instance_lifetimes SET deleted_at = ? WHERE instance_id = ? AND deleted_at IS NULL`, ns(t), id)
+// endLifetime closes in's lifetime at t (inside DeleteInstance's op),
+// found by its whole key.
+func endLifetime(ctx context.Context, tx *sql.Tx, in Instance, t time.Time) error {
+	_, err := tx.ExecContext(ctx, `UPDATE instance_lifetimes SET deleted_at = ?
+		WHERE tenant_id = ? AND created_at = ? AND instance_id = ? AND deleted_at IS NULL`,
+		ns(t), in.TenantID, ns(in.CreatedAt), in.ID)
 	return err
 }
 

@@ -662,7 +662,7 @@ func (s *SQLite) DeleteInstance(ctx context.Context, id string) (Instance, error
 				return fmt.Errorf("delete instance %s: %w", id, err)
 			}
 		}
-		if err := endLifetime(ctx, tx, id, now()); err != nil {
+		if err := endLifetime(ctx, tx, in, now()); err != nil {
 			return fmt.Errorf("delete instance %s: end lifetime: %w", id, err)
 		}
 		if t := s.st.tenants[in.TenantID]; t != nil {
