@@ -241,16 +241,24 @@ type createRequest struct {
 	Visibility      string `json:"visibility"`
 }
 
-func (s *Service) create(w http.ResponseWriter, r *http.Request, c Caller) {
-	var req createRequest
-	body := http.MaxBytesReader(w, r.Body, s.cfg.MaxJSON)
-	if err := json.NewDecoder(body).Decode(&req); err != nil {
+// decodeJSON decodes r's body, at most MaxJSON bytes, into v: an
+// ErrTooLarge error when it is longer, an ErrInvalid one saying bad
+// when it does not decode.
+func (s *Service) decodeJSON(w http.ResponseWriter, r *http.Request, v any, bad string) error {
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, s.cfg.MaxJSON)).Decode(v); err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			fail(w, r, fmt.Errorf("create image: %w", ErrTooLarge))
-			return
+			return ErrTooLarge
 		}
-		fail(w, r, fmt.Errorf("create image: malformed JSON: %v: %w", err, datastore.ErrInvalid))
+		return fmt.Errorf("%s: %v: %w", bad, err, datastore.ErrInvalid)
+	}
+	return nil
+}
+
+func (s *Service) create(w http.ResponseWriter, r *http.Request, c Caller) {
+	var req createRequest
+	if err := s.decodeJSON(w, r, &req, "malformed JSON"); err != nil {
+		fail(w, r, fmt.Errorf("create image: %w", err))
 		return
 	}
 	if req.ID == "" {

@@ -79,14 +79,8 @@ func (s *Service) patch(w http.ResponseWriter, r *http.Request, c Caller) {
 		return
 	}
 	var ops []patchOp
-	body := http.MaxBytesReader(w, r.Body, s.cfg.MaxJSON)
-	if err := json.NewDecoder(body).Decode(&ops); err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			fail(w, r, fmt.Errorf("update image: %w", ErrTooLarge))
-			return
-		}
-		fail(w, r, fmt.Errorf("update image: the body is not a JSON patch (an array of operations): %v: %w", err, datastore.ErrInvalid))
+	if err := s.decodeJSON(w, r, &ops, "the body is not a JSON patch (an array of operations)"); err != nil {
+		fail(w, r, fmt.Errorf("update image: %w", err))
 		return
 	}
 	// Check what does not depend on the stored image before the
