@@ -69,6 +69,17 @@ func (s *space) do(f func() error) error {
 	if s.path == "" {
 		return f()
 	}
+	return OnThreadIn(s.ns, f)
+}
+
+// OnThreadIn runs f on a locked OS thread that joined ns (if open; else the
+// thread stays in the caller's namespace, for f to unshare), and puts the
+// thread back in its namespace afterwards: the thread may be the main one,
+// which the runtime never ends, so leaving it in another namespace would
+// hold that namespace forever and change the process's /proc/<pid>/ns/net.
+// Only if that restore fails is the thread left locked, to die with the
+// goroutine rather than serve others in the wrong namespace.
+func OnThreadIn(ns netns.NsHandle, f func() error) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
@@ -79,16 +90,16 @@ func (s *space) do(f func() error) error {
 			return
 		}
 		defer orig.Close()
-		if err := netns.Set(s.ns); err != nil {
-			runtime.UnlockOSThread()
-			errc <- err
-			return
+		if ns.IsOpen() {
+			if err := netns.Set(ns); err != nil {
+				runtime.UnlockOSThread()
+				errc <- fmt.Errorf("joining the namespace: %w", err)
+				return
+			}
 		}
 		ferr := f()
 		if err := netns.Set(orig); err != nil {
-			// Leave the thread locked: it dies with this goroutine
-			// rather than serving others in the wrong namespace.
-			errc <- fmt.Errorf("restoring namespace: %w (after %v)", err, ferr)
+			errc <- fmt.Errorf("restoring the thread's namespace: %w (after %v)", err, ferr)
 			return
 		}
 		runtime.UnlockOSThread()

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 
 	"github.com/golang/glog"
 	"github.com/vishvananda/netlink"
@@ -72,7 +71,7 @@ func createNetns(path string) (created bool, err error) {
 		return false, err
 	}
 	f.Close()
-	err = onThreadIn(netns.None(), func() error {
+	err = networking.OnThreadIn(netns.None(), func() error {
 		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
 			return fmt.Errorf("unshare: %w", err)
 		}
@@ -154,42 +153,7 @@ func inNetns(path string, f func() error) error {
 		return fmt.Errorf("opening %s: %w", path, err)
 	}
 	defer ns.Close()
-	return onThreadIn(ns, f)
-}
-
-// onThreadIn runs f on a locked OS thread that joined ns (if open), and
-// puts the thread back in its namespace afterwards: the thread may be the
-// main one, which the runtime never ends, so leaving it in the instance's
-// namespace would hold the namespace (and its VNIC) forever and change the
-// launcher's /proc/<pid>/ns/net. Only if that restore fails is the thread
-// left locked, to die with the goroutine rather than serve others.
-func onThreadIn(ns netns.NsHandle, f func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- err
-			return
-		}
-		defer orig.Close()
-		if ns.IsOpen() {
-			if err := netns.Set(ns); err != nil {
-				runtime.UnlockOSThread()
-				errc <- fmt.Errorf("joining the namespace: %w", err)
-				return
-			}
-		}
-		ferr := f()
-		if err := netns.Set(orig); err != nil {
-			errc <- fmt.Errorf("restoring the thread's namespace: %w (after %v)", err, ferr)
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
+	return networking.OnThreadIn(ns, f)
 }
 
 // Reset removes the namespace mounts left in instance directories under
