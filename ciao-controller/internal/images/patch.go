@@ -85,6 +85,7 @@ func (s *Service) patch(w http.ResponseWriter, r *http.Request, c Caller) {
 	}
 	// Check what does not depend on the stored image before the
 	// transaction.
+	names := make([]string, len(ops))
 	for i, op := range ops {
 		switch op.Op {
 		case "add", "replace":
@@ -102,6 +103,7 @@ func (s *Service) patch(w http.ResponseWriter, r *http.Request, c Caller) {
 			fail(w, r, fmt.Errorf("update image: operation %d: %w", i, err))
 			return
 		}
+		names[i] = name
 		switch {
 		case readOnly[name]:
 			fail(w, r, fmt.Errorf("update image: attribute %q is read-only: %w", name, ErrForbidden))
@@ -117,8 +119,7 @@ func (s *Service) patch(w http.ResponseWriter, r *http.Request, c Caller) {
 			props[k] = v
 		}
 		for n, op := range ops {
-			name, _ := member(op.Path)
-			if err := applyOp(i, props, name, op, c); err != nil {
+			if err := applyOp(i, props, names[n], op, c); err != nil {
 				return fmt.Errorf("update image %s: operation %d (%s %s): %w", i.ID, n, op.Op, op.Path, err)
 			}
 		}
