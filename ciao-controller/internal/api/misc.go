@@ -84,9 +84,9 @@ func (s *server) listFlavorDetails(w http.ResponseWriter, r *http.Request) {
 	}{out})
 }
 
-// showFlavor shows one workload; internal ones (the CNCI) too, as at the
-// baseline, but not another tenant's private workload.
-func (s *server) showFlavor(w http.ResponseWriter, r *http.Request) {
+// flavor is the workload {flavor} if {tenant} may see it (public, or its
+// own); else it answers the error and returns false.
+func (s *server) flavor(w http.ResponseWriter, r *http.Request) (datastore.Workload, bool) {
 	v := mux.Vars(r)
 	wl, err := s.cfg.Store.Workload(r.Context(), v["flavor"])
 	if err == nil && wl.TenantID != "" && wl.TenantID != v["tenant"] {
@@ -94,6 +94,16 @@ func (s *server) showFlavor(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		fail(w, r, fmt.Errorf("flavor %s: %w", v["flavor"], err))
+		return datastore.Workload{}, false
+	}
+	return wl, true
+}
+
+// showFlavor shows one workload; internal ones (the CNCI) too, as at the
+// baseline, but not another tenant's private workload.
+func (s *server) showFlavor(w http.ResponseWriter, r *http.Request) {
+	wl, ok := s.flavor(w, r)
+	if !ok {
 		return
 	}
 	writeJSON(w, http.StatusOK, struct {

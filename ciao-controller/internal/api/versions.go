@@ -1,12 +1,8 @@
 package api
 
 import (
-	"fmt"
 	"net/http"
 	"strings"
-
-	"github.com/ciao-project/ciao/ciao-controller/internal/datastore"
-	"github.com/gorilla/mux"
 )
 
 // Version discovery. OpenStack clients (keystoneauth, openstacksdk) GET
@@ -78,13 +74,7 @@ func microversioned(r *http.Request) bool {
 // extra specs, so it is {"extra_specs":{}} for a flavor showFlavor would
 // show, 404 otherwise.
 func (s *server) flavorExtraSpecs(w http.ResponseWriter, r *http.Request) {
-	v := mux.Vars(r)
-	wl, err := s.cfg.Store.Workload(r.Context(), v["flavor"])
-	if err == nil && wl.TenantID != "" && wl.TenantID != v["tenant"] {
-		err = datastore.ErrNotFound
-	}
-	if err != nil {
-		fail(w, r, fmt.Errorf("flavor %s: %w", v["flavor"], err))
+	if _, ok := s.flavor(w, r); !ok {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]map[string]string{"extra_specs": {}})

@@ -305,29 +305,8 @@ func (c *Controller) cnciWorkload(ctx context.Context) (datastore.Workload, erro
 // private address, the tenant's CNCI MAC as vnic_mac, hostname
 // cnci-<tenant>.
 func CNCIStartPayload(w datastore.Workload, tenant, id, mac string) ([]byte, error) {
-	cmd := payloads.StartCmd{
-		TenantUUID:          tenant,
-		InstanceUUID:        id,
-		ImageUUID:           w.ImageID,
-		FWType:              payloads.Firmware(w.FWType),
-		InstancePersistence: payloads.PersistenceHost,
-		VMType:              payloads.Hypervisor(w.VMType),
-		RequestedResources:  make([]payloads.RequestedResource, 0, len(w.Defaults)),
-		EstimatedResources:  []payloads.EstimatedResource{},
-		Networking:          payloads.NetworkResources{VnicMAC: mac, VnicUUID: uuid.Generate().String()},
-	}
-	if cmd.VMType == payloads.HypervisorDocker {
-		cmd.DockerImage = w.ImageName
-	}
-	for _, d := range w.Defaults {
-		cmd.RequestedResources = append(cmd.RequestedResources,
-			payloads.RequestedResource{Type: payloads.Resource(d.Type), Value: d.Value, Mandatory: d.Mandatory})
-	}
-	meta := payloads.StartMetadata{UUID: id, Hostname: "cnci-" + tenant}
-	if b, ok := fastStart(w, &cmd, meta); ok {
-		return b, nil
-	}
-	return payloads.ComposeStart(&payloads.Start{Start: cmd}, w.Config, meta)
+	cmd := startCmd(w, tenant, id, payloads.NetworkResources{VnicMAC: mac, VnicUUID: uuid.Generate().String()})
+	return composeStart(w, cmd, payloads.StartMetadata{UUID: id, Hostname: "cnci-" + tenant})
 }
 
 // handleCNCIAdded applies ConcentratorInstanceAdded: the CNCI is matched

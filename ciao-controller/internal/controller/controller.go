@@ -148,8 +148,8 @@ type Controller struct {
 	closed  sync.Once
 	bg      sync.WaitGroup // background jobs (maintenance loop, usage pruning, CNCI launches), stopped by stop
 	cnci    cncis          // CNCI launches and deletions in progress
-	rec     resends        // re-sent STARTs (recovery.go)
-	redel   redeletes      // re-sent DELETEs (deleting.go)
+	rec     retries        // sent STARTs (recovery.go)
+	redel   retries        // sent DELETEs (deleting.go)
 	started time.Time      // when New ran
 }
 
@@ -176,8 +176,8 @@ func New(ctx context.Context, cfg Config) (*Controller, error) {
 		done:    make(chan struct{}),
 		started: time.Now(),
 		cnci:    newCNCIs(),
-		rec:     resends{m: map[string]*resend{}},
-		redel:   redeletes{m: map[string]*redelete{}},
+		rec:     newRetries(),
+		redel:   newRetries(),
 	}
 	go c.work()
 	cl, err := ssntp.Dial(ctx, cfg.SSNTP, (*notifier)(c))

@@ -3,7 +3,6 @@ package controller
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/ciao-project/ciao/ciao-controller/internal/datastore"
@@ -42,18 +41,6 @@ import (
 // until it is not found; they only stop early on status "error".
 const StateDeleting = "deleting"
 
-// redelete is one instance whose DELETE this controller sent.
-type redelete struct {
-	resend
-	missing bool // the last DELETE went while the node was disconnected
-}
-
-// redeletes tracks the sent DELETEs. mu guards m.
-type redeletes struct {
-	mu sync.Mutex
-	m  map[string]*redelete
-}
-
 // deleteSent records the DELETE Delete sent for in: the first re-send is
 // due ResendDeleteAfter later. Nothing is tracked with DELETE re-sends
 // off.
@@ -61,14 +48,7 @@ func (c *Controller) deleteSent(in datastore.Instance, now time.Time) {
 	if c.cfg.ResendDeleteAfter <= 0 {
 		return
 	}
-	c.redel.mu.Lock()
-	defer c.redel.mu.Unlock()
-	r := c.redel.m[in.ID]
-	if r == nil {
-		r = &redelete{resend: resend{next: now.Add(c.cfg.ResendDeleteAfter)}}
-		c.redel.m[in.ID] = r
-	}
-	r.missing = in.State == StateMissing
+	c.redel.first(in.ID, now.Add(c.cfg.ResendDeleteAfter), in.State == StateMissing)
 }
 
 // sendDelete sends DELETE for in to its node.
@@ -95,12 +75,7 @@ func (c *Controller) resendDeletes(ctx context.Context, now time.Time, all []dat
 		if base.Before(c.started) {
 			base = c.started
 		}
-		c.redel.mu.Lock()
-		r := c.redel.m[in.ID]
-		back := r != nil && r.missing && in.State != StateMissing
-		due := in.NodeID != "" && ((r == nil && now.Sub(base) >= grace) || (r != nil && (back || !now.Before(r.next))))
-		c.redel.mu.Unlock()
-		if !due {
+		if in.NodeID == "" || !c.redel.due(in.ID, now, base.Add(grace), in.State == StateMissing) {
 			continue
 		}
 		select {
@@ -118,28 +93,11 @@ func (c *Controller) resendDeletes(ctx context.Context, now time.Time, all []dat
 			}
 			continue
 		}
-		c.redel.mu.Lock()
-		if r == nil {
-			r = &redelete{}
-			c.redel.m[in.ID] = r
-		}
-		r.n++
-		r.next = now.Add(grace << min(r.n, maxResendShift))
-		r.missing = in.State == StateMissing
-		attempt := r.n
-		c.redel.mu.Unlock()
-		msg := fmt.Sprintf("Delete re-sent for %s to node %s (attempt %d): not confirmed %v after it was asked",
-			in.ID, in.NodeID, attempt, now.Sub(in.Deleting).Round(time.Millisecond))
-		glog.Warning(msg)
-		c.event(ctx, in.TenantID, datastore.EventWarn, msg)
+		attempt := c.redel.sent(in.ID, now, grace, in.State == StateMissing)
+		c.resent(ctx, in.TenantID, fmt.Sprintf("Delete re-sent for %s to node %s (attempt %d): not confirmed %v after it was asked",
+			in.ID, in.NodeID, attempt, now.Sub(in.Deleting).Round(time.Millisecond)))
 	}
-	c.redel.mu.Lock()
-	for id := range c.redel.m {
-		if !waiting[id] {
-			delete(c.redel.m, id)
-		}
-	}
-	c.redel.mu.Unlock()
+	c.redel.prune(waiting)
 	if failed > 1 {
 		glog.Errorf("%d DELETEs could not be re-sent; next try on the next pass", failed)
 	}

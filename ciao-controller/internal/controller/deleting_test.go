@@ -225,7 +225,7 @@ func TestResendStaleListing(t *testing.T) {
 	}
 	// A pass from a fresh listing forgets both.
 	ctl.resend(ctx, later)
-	if n := len(ctl.rec.m) + len(ctl.redel.m); n != 0 {
+	if n := ctl.rec.len() + ctl.redel.len(); n != 0 {
 		t.Errorf("%d re-sends tracked for instances settled", n)
 	}
 }

@@ -127,30 +127,13 @@ func StartPayload(w datastore.Workload, in datastore.Instance) ([]byte, error) {
 // startPayload is StartPayload with the tenant's CNCI as concentrator
 // (empty without tenant networking).
 func startPayload(w datastore.Workload, in datastore.Instance, cn datastore.CNCI) ([]byte, error) {
-	cmd := payloads.StartCmd{
-		TenantUUID:          in.TenantID,
-		InstanceUUID:        in.ID,
-		ImageUUID:           w.ImageID,
-		FWType:              payloads.Firmware(w.FWType),
-		InstancePersistence: payloads.PersistenceHost,
-		VMType:              payloads.Hypervisor(w.VMType),
-		RequestedResources:  make([]payloads.RequestedResource, 0, len(w.Defaults)),
-		EstimatedResources:  []payloads.EstimatedResource{},
-		Networking: payloads.NetworkResources{
-			VnicMAC:          in.MAC,
-			VnicUUID:         uuid.Generate().String(),
-			PrivateIP:        in.IP,
-			ConcentratorUUID: cn.ID,
-			ConcentratorIP:   cn.IP,
-		},
-	}
-	if cmd.VMType == payloads.HypervisorDocker {
-		cmd.DockerImage = w.ImageName
-	}
-	for _, d := range w.Defaults {
-		cmd.RequestedResources = append(cmd.RequestedResources,
-			payloads.RequestedResource{Type: payloads.Resource(d.Type), Value: d.Value, Mandatory: d.Mandatory})
-	}
+	cmd := startCmd(w, in.TenantID, in.ID, payloads.NetworkResources{
+		VnicMAC:          in.MAC,
+		VnicUUID:         uuid.Generate().String(),
+		PrivateIP:        in.IP,
+		ConcentratorUUID: cn.ID,
+		ConcentratorIP:   cn.IP,
+	})
 	if in.IP != "" {
 		ip, err := netip.ParseAddr(in.IP)
 		if err != nil {
@@ -159,7 +142,35 @@ func startPayload(w datastore.Workload, in datastore.Instance, cn datastore.CNCI
 		p, _ := ip.Prefix(24)
 		cmd.Networking.Subnet = p.String()
 	}
-	meta := payloads.StartMetadata{UUID: in.ID, Hostname: in.ID}
+	return composeStart(w, cmd, payloads.StartMetadata{UUID: in.ID, Hostname: in.ID})
+}
+
+// startCmd is the START of instance id of tenant from workload w, with
+// networking net.
+func startCmd(w datastore.Workload, tenant, id string, net payloads.NetworkResources) payloads.StartCmd {
+	cmd := payloads.StartCmd{
+		TenantUUID:          tenant,
+		InstanceUUID:        id,
+		ImageUUID:           w.ImageID,
+		FWType:              payloads.Firmware(w.FWType),
+		InstancePersistence: payloads.PersistenceHost,
+		VMType:              payloads.Hypervisor(w.VMType),
+		RequestedResources:  make([]payloads.RequestedResource, 0, len(w.Defaults)),
+		EstimatedResources:  []payloads.EstimatedResource{},
+		Networking:          net,
+	}
+	if cmd.VMType == payloads.HypervisorDocker {
+		cmd.DockerImage = w.ImageName
+	}
+	for _, d := range w.Defaults {
+		cmd.RequestedResources = append(cmd.RequestedResources,
+			payloads.RequestedResource{Type: payloads.Resource(d.Type), Value: d.Value, Mandatory: d.Mandatory})
+	}
+	return cmd
+}
+
+// composeStart is the START frame of cmd with w's cloud-init and meta.
+func composeStart(w datastore.Workload, cmd payloads.StartCmd, meta payloads.StartMetadata) ([]byte, error) {
 	if b, ok := fastStart(w, &cmd, meta); ok {
 		return b, nil
 	}

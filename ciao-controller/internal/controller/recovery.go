@@ -41,16 +41,96 @@ const StateMissing = "missing"
 // maxResendShift caps the re-send backoff at 32 times the first delay.
 const maxResendShift = 5
 
-// resend is one instance whose START was re-sent.
-type resend struct {
-	n    int       // re-sends so far
-	next time.Time // earliest next re-send
+// retry is one instance whose command (START or DELETE) this controller
+// sent.
+type retry struct {
+	n       int       // re-sends so far
+	next    time.Time // earliest next re-send
+	missing bool      // the last one went while the node was disconnected
 }
 
-// resends tracks the re-sent STARTs. mu guards m.
-type resends struct {
+// retries tracks the sent commands of one kind, by instance, with their
+// backoff. mu guards m.
+type retries struct {
 	mu sync.Mutex
-	m  map[string]*resend
+	m  map[string]*retry
+}
+
+func newRetries() retries { return retries{m: map[string]*retry{}} }
+
+// first records a command sent for id (not a re-send): the first re-send
+// is due at next, unless id is tracked already. missing: the node was
+// disconnected.
+func (rs *retries) first(id string, next time.Time, missing bool) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	r := rs.m[id]
+	if r == nil {
+		r = &retry{next: next}
+		rs.m[id] = r
+	}
+	r.missing = missing
+}
+
+// due reports whether a re-send for id is due at now: from start on when
+// id is not tracked; else from its next time on, or at once if the last
+// one went while the node was disconnected and it is not now (missing).
+func (rs *retries) due(id string, now, start time.Time, missing bool) bool {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	r := rs.m[id]
+	if r == nil {
+		return !now.Before(start)
+	}
+	return (r.missing && !missing) || !now.Before(r.next)
+}
+
+// sent records a re-send for id at now and returns its attempt number;
+// the next is due grace << min(attempt, maxResendShift) later. missing:
+// the node is disconnected.
+func (rs *retries) sent(id string, now time.Time, grace time.Duration, missing bool) (attempt int) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	r := rs.m[id]
+	if r == nil {
+		r = &retry{}
+		rs.m[id] = r
+	}
+	r.n++
+	r.next = now.Add(grace << min(r.n, maxResendShift))
+	r.missing = missing
+	return r.n
+}
+
+// tracked reports whether id is tracked.
+func (rs *retries) tracked(id string) bool {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	return rs.m[id] != nil
+}
+
+// prune forgets every instance not in keep.
+func (rs *retries) prune(keep map[string]bool) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	for id := range rs.m {
+		if !keep[id] {
+			delete(rs.m, id)
+		}
+	}
+}
+
+// len is how many instances are tracked.
+func (rs *retries) len() int {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	return len(rs.m)
+}
+
+// resent logs a re-send and records it as a warning event of tenant.
+func (c *Controller) resent(ctx context.Context, tenant, msg string) {
+	glog.Warning(msg)
+	c.event(ctx, tenant, datastore.EventWarn, msg)
 }
 
 // maintenanceTick is how often the loop runs: often enough for the
@@ -133,11 +213,7 @@ func (c *Controller) resendPending(ctx context.Context, now time.Time, all []dat
 		if base.Before(c.started) {
 			base = c.started
 		}
-		c.rec.mu.Lock()
-		r := c.rec.m[in.ID]
-		due := (r == nil && now.Sub(base) >= grace) || (r != nil && !now.Before(r.next))
-		c.rec.mu.Unlock()
-		if !due {
+		if !c.rec.due(in.ID, now, base.Add(grace), false) {
 			continue
 		}
 		select {
@@ -171,28 +247,12 @@ func (c *Controller) resendPending(ctx context.Context, now time.Time, all []dat
 			}
 			continue
 		}
-		c.rec.mu.Lock()
-		if r == nil {
-			r = &resend{}
-			c.rec.m[in.ID] = r
-		}
-		r.n++
-		r.next = now.Add(grace << min(r.n, maxResendShift))
-		attempt := r.n
-		c.rec.mu.Unlock()
+		attempt := c.rec.sent(in.ID, now, grace, false)
 		n++
-		msg := fmt.Sprintf("Start re-sent for %s (attempt %d): still pending, reported by no node %v after creation",
-			in.ID, attempt, now.Sub(in.CreatedAt).Round(time.Millisecond))
-		glog.Warning(msg)
-		c.event(ctx, in.TenantID, datastore.EventWarn, msg)
+		c.resent(ctx, in.TenantID, fmt.Sprintf("Start re-sent for %s (attempt %d): still pending, reported by no node %v after creation",
+			in.ID, attempt, now.Sub(in.CreatedAt).Round(time.Millisecond)))
 	}
-	c.rec.mu.Lock()
-	for id := range c.rec.m {
-		if !waiting[id] {
-			delete(c.rec.m, id)
-		}
-	}
-	c.rec.mu.Unlock()
+	c.rec.prune(waiting)
 	if n > 0 {
 		glog.Warningf("re-sent START for %d pending instances", n)
 	}
@@ -212,9 +272,7 @@ func (c *Controller) resentStartFailure(ctx context.Context, id, origin string, 
 		glog.V(1).Infof("StartFailure %s for unknown instance %s ignored", reason, id)
 		return nil
 	}
-	c.rec.mu.Lock()
-	r := c.rec.m[id]
-	c.rec.mu.Unlock()
+	tracked := c.rec.tracked(id)
 	node := in.NodeID
 	if node == "" && origin != "" && origin != c.client.ServerUUID().String() {
 		node = origin
@@ -223,7 +281,7 @@ func (c *Controller) resentStartFailure(ctx context.Context, id, origin string, 
 		}
 	}
 	msg := fmt.Sprintf("Start of %s answered %q by node %s: the instance is there", id, reason.String(), node)
-	if r == nil {
+	if !tracked {
 		msg += " (START not re-sent by this controller)"
 	}
 	glog.Info(msg)

@@ -125,9 +125,7 @@ func TestResendPending(t *testing.T) {
 	}
 	waitFor(t, "re-sent instance deleted", func() bool { _, err := store.Instance(ctx, fresh[0].ID); return err != nil })
 	waitFor(t, "no re-send state left", func() bool {
-		ctl.rec.mu.Lock()
-		defer ctl.rec.mu.Unlock()
-		return len(ctl.rec.m) == 0
+		return ctl.rec.len() == 0
 	})
 }
 
@@ -365,7 +363,7 @@ func BenchmarkResendPass10k(b *testing.B) {
 	}
 	cfg := NewConfig(store, ssntp.Config{})
 	c := &Controller{cfg: cfg, store: store, stop: make(chan struct{}), started: now,
-		rec: resends{m: map[string]*resend{}}, redel: redeletes{m: map[string]*redelete{}}}
+		rec: newRetries(), redel: newRetries()}
 	at := now.Add(cfg.ResendPendingAfter / 2)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
