@@ -270,7 +270,7 @@ func (s *server) showCNCI(w http.ResponseWriter, r *http.Request) {
 // §6.3.2): every tenant's instances of one workload, paged like the
 // tenant listing; total_servers counts the filtered list.
 func (s *server) flavorServers(w http.ResponseWriter, r *http.Request) {
-	s.serveInstances(w, r, datastore.InstanceQuery{WorkloadID: mux.Vars(r)["flavor"]})
+	s.serveMatching(w, r, datastore.InstanceQuery{WorkloadID: mux.Vars(r)["flavor"]}, nil)
 }
 
 // usageBucket is the resolution of the usage history; usageLookback is

@@ -723,11 +723,36 @@ func allTenants(r *http.Request) bool {
 	return caller(r).IsAdmin() && v != "" && v != "0" && !strings.EqualFold(v, "false")
 }
 
-// matching reads q's instances (every tenant's when q.TenantID is ""),
-// keeps those match keeps (all when nil) and applies marker, offset and
-// limit to them; total counts the kept ones (after the marker, if any:
-// §6.2.2). On false the error is written.
+// matching reads q's instances (every tenant's, tenant by tenant, when
+// q.TenantID is ""), keeps those match keeps (all when nil) and
+// applies marker, offset and limit (query parameters; an unknown marker
+// is 400) to them; total counts the kept ones (after the marker, if any:
+// §6.2.2). Without a match function, a query the store answers in one
+// read (a tenant, node or workload) is paged by the store. On false the
+// error is written.
 func (s *server) matching(w http.ResponseWriter, r *http.Request, q datastore.InstanceQuery, match func(datastore.Instance) bool) (ins []datastore.Instance, total int, ok bool) {
+	if match == nil && (q.TenantID != "" || q.NodeID != "" || q.WorkloadID != "") {
+		var err error
+		q.Limit, err = intParam(r, "limit")
+		if err == nil {
+			q.Offset, err = intParam(r, "offset")
+		}
+		if err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return nil, 0, false
+		}
+		q.Marker = r.URL.Query().Get("marker")
+		p, err := s.cfg.Store.Instances(r.Context(), q)
+		if err != nil {
+			if q.Marker != "" && errors.Is(err, datastore.ErrNotFound) {
+				writeError(w, http.StatusBadRequest, "marker "+q.Marker+" not found")
+			} else {
+				fail(w, r, err)
+			}
+			return nil, 0, false
+		}
+		return p.Instances, p.Total, true
+	}
 	var all []datastore.Instance
 	tenants := []string{q.TenantID}
 	if q.TenantID == "" {
@@ -772,7 +797,8 @@ func (s *server) matching(w http.ResponseWriter, r *http.Request, q datastore.In
 	return kept[lo:hi], total, true
 }
 
-// serveMatching is serveInstances for the instances match keeps.
+// serveMatching answers a server listing (servers/detail) of the
+// instances matching returns.
 func (s *server) serveMatching(w http.ResponseWriter, r *http.Request, q datastore.InstanceQuery, match func(datastore.Instance) bool) {
 	ins, total, ok := s.matching(w, r, q, match)
 	if !ok {

@@ -201,37 +201,7 @@ func (s *server) listServers(w http.ResponseWriter, r *http.Request) {
 	if allTenants(r) {
 		q.TenantID = "" // every tenant's (matching)
 	}
-	if match != nil || q.TenantID == "" {
-		s.serveMatching(w, r, q, match)
-		return
-	}
-	s.serveInstances(w, r, q)
-}
-
-// serveInstances answers a server listing: q's filters, with marker, offset
-// and limit from the query string; an unknown marker is 400.
-func (s *server) serveInstances(w http.ResponseWriter, r *http.Request, q datastore.InstanceQuery) {
-	var err error
-	q.Limit, err = intParam(r, "limit")
-	if err == nil {
-		q.Offset, err = intParam(r, "offset")
-	}
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	q.Marker = r.URL.Query().Get("marker")
-	p, err := s.cfg.Store.Instances(r.Context(), q)
-	if err != nil {
-		if q.Marker != "" && errors.Is(err, datastore.ErrNotFound) {
-			writeError(w, http.StatusBadRequest, "marker "+q.Marker+" not found")
-			return
-		}
-		fail(w, r, err)
-		return
-	}
-	img := imageOf{s: s.cfg.Store}
-	writeServers(w, p.Total, p.Instances, func(wl string) string { return img.get(r.Context(), wl) })
+	s.serveMatching(w, r, q, match)
 }
 
 func (s *server) showServer(w http.ResponseWriter, r *http.Request) {
