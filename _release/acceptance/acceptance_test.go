@@ -25,7 +25,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -241,11 +240,12 @@ func TestStartEveryWorkload(t *testing.T) {
 	}
 }
 
-// TestWorkloadFromYAML: a docker workload defined in a YAML file (2017
-// form, cloud-init beside it) is created through ciao-cli as the demo
-// tenant, one instance of it becomes active, and the container runs for
-// real with that cloud-init: its runcmd wrote the marker the test reads
-// with docker exec. The workload is deleted at the end.
+// TestWorkloadFromYAML: the example workload the dev cluster ships (a
+// docker workload in the 2017 YAML form, cloud-init beside it; the README
+// points new users at it) is created through ciao-cli as the demo tenant,
+// one instance of it becomes active, and the container runs for real with
+// that cloud-init: its runcmd wrote the marker the test reads with docker
+// exec. The workload is deleted at the end.
 func TestWorkloadFromYAML(t *testing.T) {
 	c := setup(t)
 	if !hasCommand(c.demo, "workload", "create") {
@@ -257,23 +257,7 @@ func TestWorkloadFromYAML(t *testing.T) {
 		}
 		t.Skip("docker CLI missing: cannot look at the container")
 	}
-	dir := t.TempDir()
-	marker := "made-from-yaml"
-	ci := "#cloud-config\nruncmd:\n  - [ /bin/sh, -c, \"echo " + marker + " > /tmp/ciao-marker; while true; do sleep 60; done\" ]\n"
-	if err := os.WriteFile(filepath.Join(dir, "busybox.yaml"), []byte(ci), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	def := filepath.Join(dir, "workload.yaml")
-	if err := os.WriteFile(def, []byte(`description: "Busybox from YAML (acceptance)"
-vm_type: docker
-image_name: `+devcluster.ContainerImage+`
-requirements:
-  vcpus: 1
-  mem_mb: 64
-cloud_init: busybox.yaml
-`), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	def := c.cfg.ExampleWorkload()
 	m := regexp.MustCompile(`^Created new workload: ([0-9a-f-]{36})\n$`).FindStringSubmatch(run(t, c.demo, "workload", "create", "-yaml", def))
 	if m == nil {
 		t.Fatal("workload create printed no id")
@@ -289,9 +273,9 @@ cloud_init: busybox.yaml
 	ins := c.launch(t, id, 1)[0]
 	// The launcher names an instance's container ciao-<instance id>
 	// (ciao-launcher/internal/driver/docker.ContainerName).
-	out, err := exec.Command("docker", "exec", "ciao-"+ins, "cat", "/tmp/ciao-marker").CombinedOutput()
-	if err != nil || strings.TrimSpace(string(out)) != marker {
-		t.Fatalf("container ciao-%s: %q %v, want the marker %s its cloud-init wrote", ins, out, err, marker)
+	out, err := exec.Command("docker", "exec", "ciao-"+ins, "cat", "/tmp/ciao-example").CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != devcluster.ExampleMarker {
+		t.Fatalf("container ciao-%s: %q %v, want the marker %q its cloud-init wrote", ins, out, err, devcluster.ExampleMarker)
 	}
 }
 

@@ -88,7 +88,40 @@ func (c Config) writeWorkloadFiles() error {
 			return err
 		}
 	}
-	return nil
+	return c.writeExampleWorkload()
+}
+
+// ExampleMarker is what the example workload's cloud-init writes to
+// /tmp/ciao-example inside its container.
+const ExampleMarker = "hello from a workload made from YAML"
+
+// ExampleWorkload is the example workload definition (2017 YAML) the dev
+// cluster writes for `ciao-cli workload create -yaml`, its cloud-init in
+// the same directory.
+func (c Config) ExampleWorkload() string { return c.Path("examples", "busybox-workload.yaml") }
+
+// writeExampleWorkload writes ExampleWorkload and its cloud-init: a busybox
+// container whose cloud-init writes ExampleMarker and then idles.
+func (c Config) writeExampleWorkload() error {
+	dir := filepath.Dir(c.ExampleWorkload())
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	def := `# A workload of your own: ciao-cli workload create -yaml ` + c.ExampleWorkload() + `
+# (ciao-cli workload create -help lists every field.)
+description: "My busybox"
+vm_type: docker
+image_name: ` + ContainerImage + `
+requirements:
+  vcpus: 1
+  mem_mb: 64
+cloud_init: busybox-cloud-init.yaml
+`
+	ci := "#cloud-config\nruncmd:\n  - [ /bin/sh, -c, \"echo '" + ExampleMarker + "' > /tmp/ciao-example; while true; do sleep 60; done\" ]\n"
+	if err := writeFileAtomic(filepath.Join(dir, "busybox-cloud-init.yaml"), []byte(ci), 0o644); err != nil {
+		return err
+	}
+	return writeFileAtomic(c.ExampleWorkload(), []byte(def), 0o644)
 }
 
 // workloadFiles renders the workloads, plus the CNCI, as the contents of

@@ -152,10 +152,11 @@ Use it with ciao-cli:
   ciao-cli instance add -workload %s -instances 2 -wait
   ciao-cli instance list
   ciao-cli event list
+  ciao-cli workload create -yaml %s   # a workload of your own
 Web UI: %s  (sign in as demo or admin; the passwords are in %s and %s;
         the certificate is self-signed: %s)
 Logs: %s/*.log.  Tests against it: make acceptance.  Remove it: make dev-cluster-down.
-`, cfg.EnvFile("demo"), devcluster.WorkloadContainer, cfg.WebUIURL(), cfg.EnvFile("demo"), cfg.EnvFile("admin"),
+`, cfg.EnvFile("demo"), devcluster.WorkloadContainer, cfg.ExampleWorkload(), cfg.WebUIURL(), cfg.EnvFile("demo"), cfg.EnvFile("admin"),
 		cfg.HTTPSCA(), cfg.Path("logs"))
 }
 
