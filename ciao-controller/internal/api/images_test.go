@@ -15,10 +15,10 @@ import (
 // noCompute is a Compute the image routes never call.
 type noCompute struct{ Compute }
 
-// TestImageRoutes checks the image API is mounted behind the
-// Authenticator; the image service's own behaviour is tested in its
-// package.
-func TestImageRoutes(t *testing.T) {
+// newImageService is an image service on a fresh SQLite store and
+// directory, closed when t ends.
+func newImageService(t *testing.T) *images.Service {
+	t.Helper()
 	tmp := t.TempDir()
 	store, err := datastore.OpenSQLite(context.Background(), datastore.NewConfig(filepath.Join(tmp, "db")))
 	if err != nil {
@@ -29,6 +29,14 @@ func TestImageRoutes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return svc
+}
+
+// TestImageRoutes checks the image API is mounted behind the
+// Authenticator; the image service's own behaviour is tested in its
+// package.
+func TestImageRoutes(t *testing.T) {
+	svc := newImageService(t)
 	h, err := New(Config{Compute: noCompute{}, Store: datastore.NewMemory(), Auth: tokens, Images: svc})
 	if err != nil {
 		t.Fatal(err)

@@ -1,19 +1,16 @@
 package api
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/ciao-project/ciao/ciao-controller/internal/datastore"
-	"github.com/ciao-project/ciao/ciao-controller/internal/images"
 	"github.com/ciao-project/ciao/ciao-controller/internal/metrics"
 	"github.com/gorilla/mux"
 )
@@ -25,16 +22,7 @@ import (
 // templates, not by the router), and the OpenStack error object; the
 // metrics count it under route "unmatched".
 func TestMethodNotAllowed(t *testing.T) {
-	tmp := t.TempDir()
-	store, err := datastore.OpenSQLite(context.Background(), datastore.NewConfig(filepath.Join(tmp, "db")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	svc, err := images.New(context.Background(), images.NewConfig(filepath.Join(tmp, "images"), store))
-	if err != nil {
-		t.Fatal(err)
-	}
+	svc := newImageService(t)
 	met := metrics.New()
 	cfg := Config{Compute: noCompute{}, Store: datastore.NewMemory(), Auth: tokens, Images: svc, Metrics: met}
 	r, err := newRouter(cfg)
