@@ -204,11 +204,9 @@ func workloadCreate(fs *flag.FlagSet) func(context.Context, *app) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", *file, err)
 		}
-		tenant := ""
-		if !*public {
-			if tenant, err = a.tenant(ctx); err != nil {
-				return err
-			}
+		tenant, err := workloadTenant(ctx, a, *public)
+		if err != nil {
+			return err
 		}
 		w, err := a.api.CreateWorkload(ctx, tenant, def)
 		if err != nil {
@@ -219,6 +217,15 @@ func workloadCreate(fs *flag.FlagSet) func(context.Context, *app) error {
 	}
 }
 
+// workloadTenant is the tenant whose workloads path -public=false acts
+// on, "" (the admin path /workloads) with -public.
+func workloadTenant(ctx context.Context, a *app, public bool) (string, error) {
+	if public {
+		return "", nil
+	}
+	return a.tenant(ctx)
+}
+
 func workloadDelete(fs *flag.FlagSet) func(context.Context, *app) error {
 	id := fs.String("workload", "", "Workload UUID")
 	public := fs.Bool("public", false, "delete through the admin path: any workload, public ones included (admin)")
@@ -226,12 +233,9 @@ func workloadDelete(fs *flag.FlagSet) func(context.Context, *app) error {
 		if *id == "" {
 			return &usageMsg{"missing required -workload parameter"}
 		}
-		tenant := ""
-		if !*public {
-			var err error
-			if tenant, err = a.tenant(ctx); err != nil {
-				return err
-			}
+		tenant, err := workloadTenant(ctx, a, *public)
+		if err != nil {
+			return err
 		}
 		if err := a.api.DeleteWorkload(ctx, tenant, *id); err != nil {
 			return err
