@@ -106,13 +106,7 @@ func TestDeleteSurvivesControllerKill(t *testing.T) {
 		return st[id]
 	}
 	node := a.UUID().String()
-	deadline := time.Now().Add(testutil.WaitTimeout)
-	for status() != "active@"+node {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s not active on %s: %s", id, node, status())
-		}
-		time.Sleep(10 * time.Millisecond) // poll interval
-	}
+	poll(t, id+" active on "+node, func() bool { return status() == "active@"+node })
 	req, _ := http.NewRequest(http.MethodDelete, base+"/servers/"+id, nil)
 	req.Header.Set("X-Auth-Token", token)
 	resp, err := hc.Do(req)
@@ -123,13 +117,7 @@ func TestDeleteSurvivesControllerKill(t *testing.T) {
 	if resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("delete: HTTP %d", resp.StatusCode)
 	}
-	deadline = time.Now().Add(testutil.WaitTimeout)
-	for deletesOf(a, id) < 1 {
-		if time.Now().After(deadline) {
-			t.Fatal("the launcher got no DELETE")
-		}
-		time.Sleep(10 * time.Millisecond) // poll interval
-	}
+	poll(t, "a DELETE at the launcher", func() bool { return deletesOf(a, id) >= 1 })
 	if st := status(); st != "deleting@"+node {
 		t.Fatalf("server %s is %q after its (lost) DELETE, want deleting on %s", id, st, node)
 	}
@@ -140,19 +128,11 @@ func TestDeleteSurvivesControllerKill(t *testing.T) {
 	hc.CloseIdleConnections()
 	startChild(t, dir, "controller2", args("300ms"))
 	waitAPI(t, base)
-	deadline = time.Now().Add(testutil.WaitTimeout)
-	for {
+	poll(t, id+" no longer listed after the restart", func() bool {
 		st, err := listStates(hc, base)
-		if err == nil {
-			if _, ok := st[id]; !ok {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("server %s still listed after the restart: %v %v", id, st, err)
-		}
-		time.Sleep(10 * time.Millisecond) // poll interval
-	}
+		_, listed := st[id]
+		return err == nil && !listed
+	})
 	if n := len(a.Instances()); n != 0 {
 		t.Errorf("the launcher still runs %d instances", n)
 	}

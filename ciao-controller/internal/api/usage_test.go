@@ -77,17 +77,9 @@ func TestUsageOfDeletedInstance(t *testing.T) {
 		t.Errorf("later period %+v", one.Usage)
 	}
 
-	// Tenant B's member: not A's usage, and only B in its list.
-	e.expect(t, "GET", "/v2.1/"+tenantB+"/os-simple-tenant-usage/"+tenantA+"?"+period, "tokB", "", 403)
-	var list struct {
-		Usages []tenantUsage `json:"tenant_usages"`
-	}
-	decodeJSON(t, e.expect(t, "GET", "/v2.1/"+tenantB+"/os-simple-tenant-usage?detailed=1&"+period, "tokB", "", 200), &list)
-	if len(list.Usages) != 1 || list.Usages[0].TenantID != tenantB || len(list.Usages[0].ServerUsages) != 1 {
-		t.Errorf("B's list %+v", list.Usages)
-	}
+	checkMemberBUsage(t, e, period)
 	// The admin's list has A with the deleted server.
-	list.Usages = nil
+	var list usageList
 	decodeJSON(t, e.expect(t, "GET", "/v2.1/"+tenantA+"/os-simple-tenant-usage?detailed=1&"+period, "admin", "", 200), &list)
 	if len(list.Usages) != 2 || list.Usages[0].TenantID > list.Usages[1].TenantID {
 		t.Fatalf("admin's list %+v", list.Usages)
@@ -96,5 +88,22 @@ func TestUsageOfDeletedInstance(t *testing.T) {
 		if tu.TenantID == tenantA && len(tu.ServerUsages) != 2 {
 			t.Errorf("admin's list, A: %+v", tu)
 		}
+	}
+}
+
+// usageList is the body of GET os-simple-tenant-usage.
+type usageList struct {
+	Usages []tenantUsage `json:"tenant_usages"`
+}
+
+// checkMemberBUsage checks what tenant B's member gets over period: A's
+// usage refused, and a list of B only, with its one server.
+func checkMemberBUsage(t *testing.T, e *env, period string) {
+	t.Helper()
+	e.expect(t, "GET", "/v2.1/"+tenantB+"/os-simple-tenant-usage/"+tenantA+"?"+period, "tokB", "", 403)
+	var list usageList
+	decodeJSON(t, e.expect(t, "GET", "/v2.1/"+tenantB+"/os-simple-tenant-usage?detailed=1&"+period, "tokB", "", 200), &list)
+	if len(list.Usages) != 1 || list.Usages[0].TenantID != tenantB || len(list.Usages[0].ServerUsages) != 1 {
+		t.Errorf("B's list %+v", list.Usages)
 	}
 }

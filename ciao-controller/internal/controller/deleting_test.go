@@ -45,13 +45,7 @@ func TestDeleteFailureNoInstance(t *testing.T) {
 	})
 	e.fs.SendError(t, e.me(), ssntp.DeleteFailure, noInstance(ins[1].ID))
 	waitFor(t, "Delete Failure event", func() bool {
-		es, _ := e.store.Events(ctx, tenantA)
-		for _, ev := range es {
-			if ev.Type == datastore.EventError && strings.HasPrefix(ev.Message, "Delete Failure "+ins[1].ID) {
-				return true
-			}
-		}
-		return false
+		return hasEventPrefix(e.store, tenantA, datastore.EventError, "Delete Failure "+ins[1].ID)
 	})
 	if in, err := e.store.Instance(ctx, ins[1].ID); err != nil || !in.Deleting.IsZero() {
 		t.Fatalf("instance not being deleted after no_instance: %+v %v, want kept", in, err)
@@ -156,20 +150,7 @@ func TestResendSwitches(t *testing.T) {
 			fs := testutil.NewFakeServer(t)
 			store := seededStore(t, "02:11:22:33:44:55")
 			ctx := context.Background()
-			ins, err := store.CreateInstances(ctx, []datastore.InstanceRequest{
-				{ID: "30000000-0000-4000-8000-000000000001", TenantID: tenantA, WorkloadID: WorkloadClear},
-				{ID: "30000000-0000-4000-8000-000000000002", TenantID: tenantA, WorkloadID: WorkloadClear},
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			pend, del := ins[0].ID, ins[1].ID
-			if _, err := store.UpdateInstances(ctx, []datastore.InstanceUpdate{{ID: del, State: datastore.StateActive, NodeID: otherNode}}); err != nil {
-				t.Fatal(err)
-			}
-			if err := store.MarkDeleting(ctx, del, time.Now()); err != nil {
-				t.Fatal(err)
-			}
+			pend, del := pendingAndDeleting(t, store, "30000000")
 			ctl, _ := startOn(t, fs, store, func(c *Config) { c.ResendPendingAfter, c.ResendDeleteAfter = tc.pending, tc.delete })
 			ctl.resend(ctx, time.Now().Add(2*time.Hour))
 			if got, want := hasEventPrefix(store, tenantA, "", "Start re-sent for "+pend), tc.pending > 0; got != want {
@@ -190,29 +171,14 @@ func TestResendStaleListing(t *testing.T) {
 	fs := testutil.NewFakeServer(t)
 	store := seededStore(t, "02:11:22:33:44:55")
 	ctx := context.Background()
-	ins, err := store.CreateInstances(ctx, []datastore.InstanceRequest{
-		{ID: "40000000-0000-4000-8000-000000000001", TenantID: tenantA, WorkloadID: WorkloadClear},
-		{ID: "40000000-0000-4000-8000-000000000002", TenantID: tenantA, WorkloadID: WorkloadClear},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pend, del := ins[0].ID, ins[1].ID
-	if _, err := store.UpdateInstances(ctx, []datastore.InstanceUpdate{{ID: del, State: datastore.StateActive, NodeID: otherNode}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := store.MarkDeleting(ctx, del, time.Now()); err != nil {
-		t.Fatal(err)
-	}
+	pend, del := pendingAndDeleting(t, store, "40000000")
 	ctl, _ := startOn(t, fs, store, func(c *Config) { c.ResendPendingAfter, c.ResendDeleteAfter = time.Hour, time.Hour })
 	p, err := store.Instances(ctx, datastore.InstanceQuery{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// After the listing: the pending one is reported, the other deleted.
-	if _, err := store.UpdateInstances(ctx, []datastore.InstanceUpdate{{ID: pend, State: datastore.StateActive, NodeID: otherNode}}); err != nil {
-		t.Fatal(err)
-	}
+	place(t, store, pend, otherNode)
 	if _, err := store.DeleteInstance(ctx, del); err != nil {
 		t.Fatal(err)
 	}

@@ -27,16 +27,8 @@ func TestResendPending(t *testing.T) {
 	fs := testutil.NewFakeServer(t)
 	store := seededStore(t, "02:11:22:33:44:55")
 	ctx := context.Background()
-	old, err := store.CreateInstances(ctx, []datastore.InstanceRequest{
-		{ID: "10000000-0000-4000-8000-000000000001", TenantID: tenantA, WorkloadID: WorkloadClear},
-		{ID: "10000000-0000-4000-8000-000000000002", TenantID: tenantA, WorkloadID: WorkloadClear},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := store.UpdateInstances(ctx, []datastore.InstanceUpdate{{ID: old[1].ID, State: datastore.StateActive, NodeID: "n"}}); err != nil {
-		t.Fatal(err)
-	}
+	old := createPending(t, store, "10000000-0000-4000-8000-000000000001", "10000000-0000-4000-8000-000000000002")
+	place(t, store, old[1].ID, "n")
 	const grace = 300 * time.Millisecond
 	ctl, _ := startOn(t, fs, store, func(c *Config) { c.ResendPendingAfter = grace })
 	agent := testutil.NewFakeAgent(t, fs.Port(), ssntp.AGENT, testutil.WithDropStarts(3))
@@ -155,13 +147,9 @@ func TestNodeDisconnectedMarksMissing(t *testing.T) {
 // meanwhile does not make it active again; InstanceDeleted removes the
 // record, with the event "CNCI Deleted".
 func TestCNCIDeletionResumed(t *testing.T) {
-	fs := testutil.NewFakeServer(t)
-	store := seededStore(t, testutil.CNCIMAC)
 	ctx := context.Background()
 	const cnci, node = testutil.CNCIUUID, testutil.AgentUUID
-	putCNCI(t, store, cnci, CNCIDeleting)
-	reportCNCI(t, store, node, cnci)
-	ctl, cfg := startOn(t, fs, store, func(c *Config) { c.Network, c.CNCITimeout, c.CNCIIdle = true, time.Second, 0 })
+	fs, store, ctl, cfg := startDeletingCNCI(t, node, time.Second)
 	if d := fs.NextDelete(t); d.InstanceUUID != cnci || d.WorkloadAgentUUID != node {
 		t.Fatalf("DELETE %+v, want CNCI %s on %s", d, cnci, node)
 	}
@@ -201,13 +189,9 @@ func TestCNCIGoneUnasked(t *testing.T) {
 // never come back) and gets a new CNCI; when the node reports the old
 // CNCI again, it gets its DELETE again.
 func TestCNCIDeletionNodeGone(t *testing.T) {
-	fs := testutil.NewFakeServer(t)
-	store := seededStore(t, testutil.CNCIMAC)
 	ctx := context.Background()
 	const old, gone = testutil.CNCIUUID, testutil.NetAgentUUID
-	putCNCI(t, store, old, CNCIDeleting)
-	reportCNCI(t, store, gone, old)
-	ctl, _ := startOn(t, fs, store, func(c *Config) { c.Network, c.CNCITimeout, c.CNCIIdle = true, 5*time.Second, 0 })
+	fs, store, ctl, _ := startDeletingCNCI(t, gone, 5*time.Second)
 	// A node for the new CNCI and the instance.
 	node := testutil.NewFakeAgent(t, fs.Port(), ssntp.AGENT|ssntp.NETAGENT)
 	fs.NextConnect(t)
@@ -260,6 +244,57 @@ func seededStore(t *testing.T, mac string) *datastore.Memory {
 		t.Fatal(err)
 	}
 	return store
+}
+
+// createPending creates instances ids of tenantA (WorkloadClear), pending
+// on no node.
+func createPending(t *testing.T, store *datastore.Memory, ids ...string) []datastore.Instance {
+	t.Helper()
+	reqs := make([]datastore.InstanceRequest, len(ids))
+	for i, id := range ids {
+		reqs[i] = datastore.InstanceRequest{ID: id, TenantID: tenantA, WorkloadID: WorkloadClear}
+	}
+	ins, err := store.CreateInstances(context.Background(), reqs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ins
+}
+
+// place records instance id active on node.
+func place(t *testing.T, store *datastore.Memory, id, node string) {
+	t.Helper()
+	if _, err := store.UpdateInstances(context.Background(), []datastore.InstanceUpdate{{ID: id, State: datastore.StateActive, NodeID: node}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// pendingAndDeleting creates two instances of tenantA, ids prefix +
+// "-0000-4000-8000-00000000000{1,2}": pend, pending on no node, and del,
+// active on otherNode and being deleted since now.
+func pendingAndDeleting(t *testing.T, store *datastore.Memory, prefix string) (pend, del string) {
+	t.Helper()
+	ins := createPending(t, store, prefix+"-0000-4000-8000-000000000001", prefix+"-0000-4000-8000-000000000002")
+	pend, del = ins[0].ID, ins[1].ID
+	place(t, store, del, otherNode)
+	if err := store.MarkDeleting(context.Background(), del, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	return pend, del
+}
+
+// startDeletingCNCI starts a controller with tenant networking
+// (CNCITimeout timeout, CNCIIdle 0) on a store where an earlier
+// controller was deleting tenantA's CNCI testutil.CNCIUUID, last
+// reported on node.
+func startDeletingCNCI(t *testing.T, node string, timeout time.Duration) (*testutil.FakeServer, *datastore.Memory, *Controller, Config) {
+	t.Helper()
+	fs := testutil.NewFakeServer(t)
+	store := seededStore(t, testutil.CNCIMAC)
+	putCNCI(t, store, testutil.CNCIUUID, CNCIDeleting)
+	reportCNCI(t, store, node, testutil.CNCIUUID)
+	ctl, cfg := startOn(t, fs, store, func(c *Config) { c.Network, c.CNCITimeout, c.CNCIIdle = true, timeout, 0 })
+	return fs, store, ctl, cfg
 }
 
 // putCNCI records id, in state, as tenantA's CNCI (testutil's MAC and IP).
@@ -368,5 +403,44 @@ func BenchmarkResendPass10k(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		c.resend(ctx, at)
+	}
+}
+
+// TestRetriesBackoff: an untracked instance is due from its start; each
+// re-send doubles the wait up to 32 times the grace; a DELETE sent while
+// the node was disconnected is due at once when it is back; prune
+// forgets what is not kept.
+func TestRetriesBackoff(t *testing.T) {
+	rs := newRetries()
+	t0 := time.Unix(1000, 0)
+	const g = time.Second
+	if rs.due("a", t0, t0.Add(g), false) || !rs.due("a", t0.Add(g), t0.Add(g), false) {
+		t.Fatal("untracked: due before its start, or not at it")
+	}
+	now := t0
+	for n := 1; n <= 7; n++ {
+		if a := rs.sent("a", now, g, false); a != n {
+			t.Fatalf("attempt %d, want %d", a, n)
+		}
+		wait := g << min(n, maxResendShift)
+		if rs.due("a", now.Add(wait-1), t0, false) || !rs.due("a", now.Add(wait), t0, false) {
+			t.Fatalf("after attempt %d: not due exactly %v later", n, wait)
+		}
+		now = now.Add(wait)
+	}
+	rs.first("b", t0.Add(g), true)
+	if rs.due("b", t0, t0, true) || !rs.due("b", t0, t0, false) || !rs.due("b", t0.Add(g), t0, true) {
+		t.Fatal("sent while missing: due only when back or at its next time")
+	}
+	rs.sent("b", t0, g, false)
+	if rs.due("b", t0, t0, false) {
+		t.Fatal("re-sent while connected: due at once")
+	}
+	if !rs.tracked("a") || rs.tracked("c") || rs.len() != 2 {
+		t.Fatalf("tracked a %v c %v, len %d", rs.tracked("a"), rs.tracked("c"), rs.len())
+	}
+	rs.prune(map[string]bool{"b": true})
+	if rs.tracked("a") || !rs.tracked("b") || rs.len() != 1 {
+		t.Fatal("prune kept a or dropped b")
 	}
 }
