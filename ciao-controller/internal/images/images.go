@@ -40,6 +40,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
+	"sort"
 	"strings"
 	"time"
 
@@ -188,24 +190,48 @@ type imageJSON struct {
 	Props map[string]string `json:"-"`
 }
 
+// coreKeys are imageJSON's own keys, which no property replaces.
+var coreKeys = func() map[string]bool {
+	m := map[string]bool{}
+	t := reflect.TypeOf(imageJSON{})
+	for i := 0; i < t.NumField(); i++ {
+		if name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ","); name != "" && name != "-" {
+			m[name] = true
+		}
+	}
+	return m
+}()
+
 // MarshalJSON writes the image with its additional properties as
-// top-level keys (patch.go keeps them from shadowing the core ones).
+// top-level keys, sorted, after the core ones (patch.go keeps them from
+// shadowing a core key; one that would is left out): one encoding of the
+// core object, the properties appended.
 func (j imageJSON) MarshalJSON() ([]byte, error) {
 	type plain imageJSON
 	b, err := json.Marshal(plain(j))
 	if err != nil || len(j.Props) == 0 {
 		return b, err
 	}
-	var m map[string]any
-	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, err
-	}
-	for k, v := range j.Props {
-		if _, core := m[k]; !core {
-			m[k] = v
+	keys := make([]string, 0, len(j.Props))
+	for k := range j.Props {
+		if !coreKeys[k] {
+			keys = append(keys, k)
 		}
 	}
-	return json.Marshal(m)
+	sort.Strings(keys)
+	b = b[:len(b)-1] // reopen the object
+	for _, k := range keys {
+		kb, err := json.Marshal(k)
+		if err != nil {
+			return nil, err
+		}
+		vb, err := json.Marshal(j.Props[k])
+		if err != nil {
+			return nil, err
+		}
+		b = append(append(append(append(b, ','), kb...), ':'), vb...)
+	}
+	return append(b, '}'), nil
 }
 
 func orNull(s string) *string {
