@@ -477,7 +477,7 @@ func (s *server) listUsage(w http.ResponseWriter, r *http.Request) {
 		if !ok {
 			continue
 		}
-		if detailed == "" || detailed == "0" || strings.EqualFold(detailed, "false") {
+		if !truthy(detailed) {
 			u.ServerUsages = nil
 		}
 		out = append(out, u)
@@ -719,8 +719,13 @@ func (s *server) listServerRefs(w http.ResponseWriter, r *http.Request) {
 // (all_tenants, as `openstack server list --all-projects` sends it); a
 // member's all_tenants is ignored.
 func allTenants(r *http.Request) bool {
-	v := r.URL.Query().Get("all_tenants")
-	return caller(r).IsAdmin() && v != "" && v != "0" && !strings.EqualFold(v, "false")
+	return caller(r).IsAdmin() && truthy(r.URL.Query().Get("all_tenants"))
+}
+
+// truthy reports whether a boolean query parameter is set: given, and
+// not "0" or "false" (any case).
+func truthy(v string) bool {
+	return v != "" && v != "0" && !strings.EqualFold(v, "false")
 }
 
 // matching reads q's instances (every tenant's, tenant by tenant, when
