@@ -102,30 +102,8 @@ func main() {
 		fmt.Fprintln(os.Stderr, "controller-bench:", err)
 		os.Exit(2)
 	}
-	if o.agents != "process" && o.agents != "light" {
-		fmt.Fprintln(os.Stderr, "controller-bench: -agents must be process or light")
-		os.Exit(2)
-	}
-	if o.launcherNice < 0 || o.launcherNice > 19 {
-		fmt.Fprintln(os.Stderr, "controller-bench: -launcher-nice must be 0..19")
-		os.Exit(2)
-	}
-	if o.launcherCPUShares != 0 && (o.launcherCPUShares < 2 || o.launcherCPUShares > 262144) {
-		fmt.Fprintln(os.Stderr, "controller-bench: -launcher-cpu-shares must be 0 (off) or 2..262144")
-		os.Exit(2)
-	}
-	if o.launcherGOMAXPROCS < 0 {
-		fmt.Fprintln(os.Stderr, "controller-bench: -launcher-gomaxprocs must be >= 0")
-		os.Exit(2)
-	}
-	if g := o.launcherGOGC; g != "" && g != "off" {
-		if n, err := strconv.Atoi(g); err != nil || n < 0 {
-			fmt.Fprintln(os.Stderr, "controller-bench: -launcher-gogc must be a percentage >= 0 or off")
-			os.Exit(2)
-		}
-	}
-	if o.launchers < 1 || o.instances < 1 || o.clients < 1 || o.creates < 1 || o.batch < 1 {
-		fmt.Fprintln(os.Stderr, "controller-bench: counts must be positive")
+	if err := o.validate(); err != nil {
+		fmt.Fprintln(os.Stderr, "controller-bench:", err)
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -310,6 +288,28 @@ func run(ctx context.Context, o options) (err error) {
 		return err
 	}
 	acct.print("create", snap)
+	return nil
+}
+
+// validate checks the options once -placement is applied.
+func (o options) validate() error {
+	switch {
+	case o.agents != "process" && o.agents != "light":
+		return errors.New("-agents must be process or light")
+	case o.launcherNice < 0 || o.launcherNice > 19:
+		return errors.New("-launcher-nice must be 0..19")
+	case o.launcherCPUShares != 0 && (o.launcherCPUShares < 2 || o.launcherCPUShares > 262144):
+		return errors.New("-launcher-cpu-shares must be 0 (off) or 2..262144")
+	case o.launcherGOMAXPROCS < 0:
+		return errors.New("-launcher-gomaxprocs must be >= 0")
+	case o.launchers < 1 || o.instances < 1 || o.clients < 1 || o.creates < 1 || o.batch < 1:
+		return errors.New("counts must be positive")
+	}
+	if g := o.launcherGOGC; g != "" && g != "off" {
+		if n, err := strconv.Atoi(g); err != nil || n < 0 {
+			return errors.New("-launcher-gogc must be a percentage >= 0 or off")
+		}
+	}
 	return nil
 }
 

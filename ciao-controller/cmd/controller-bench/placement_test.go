@@ -44,3 +44,40 @@ func TestApplyPlacement(t *testing.T) {
 		t.Errorf("unknown placement: %v, want an error naming the choices", err)
 	}
 }
+
+// TestOptionsValidate: each bad option is refused with an error naming
+// it; the defaults pass.
+func TestOptionsValidate(t *testing.T) {
+	good := options{agents: "process", launchers: 1, instances: 1, clients: 1, creates: 1, batch: 1, launcherGOMAXPROCS: 1}
+	if err := good.validate(); err != nil {
+		t.Fatalf("good options: %v", err)
+	}
+	for _, c := range []struct {
+		change func(*options)
+		want   string
+	}{
+		{func(o *options) { o.agents = "heavy" }, "-agents"},
+		{func(o *options) { o.launcherNice = 20 }, "-launcher-nice"},
+		{func(o *options) { o.launcherNice = -1 }, "-launcher-nice"},
+		{func(o *options) { o.launcherCPUShares = 1 }, "-launcher-cpu-shares"},
+		{func(o *options) { o.launcherCPUShares = 262145 }, "-launcher-cpu-shares"},
+		{func(o *options) { o.launcherGOMAXPROCS = -1 }, "-launcher-gomaxprocs"},
+		{func(o *options) { o.launcherGOGC = "fast" }, "-launcher-gogc"},
+		{func(o *options) { o.launcherGOGC = "-5" }, "-launcher-gogc"},
+		{func(o *options) { o.batch = 0 }, "counts must be positive"},
+		{func(o *options) { o.launchers = -1 }, "counts must be positive"},
+	} {
+		o := good
+		c.change(&o)
+		if err := o.validate(); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: %v, want an error naming %s", o, err, c.want)
+		}
+	}
+	for _, g := range []string{"", "off", "50"} {
+		o := good
+		o.launcherGOGC = g
+		if err := o.validate(); err != nil {
+			t.Errorf("-launcher-gogc %q: %v", g, err)
+		}
+	}
+}
