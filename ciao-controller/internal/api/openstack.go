@@ -209,11 +209,7 @@ func (s *server) updateQuotaSet(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &req) {
 		return
 	}
-	type set struct {
-		resource string
-		value    int
-	}
-	var sets []set
+	var sets []limitSet
 	names := make([]string, 0, len(req.QuotaSet))
 	for k := range req.QuotaSet {
 		names = append(names, k)
@@ -223,12 +219,7 @@ func (s *server) updateQuotaSet(w http.ResponseWriter, r *http.Request) {
 		if k == "force" || k == "tenant_id" || k == "id" {
 			continue
 		}
-		res := ""
-		for _, n := range novaQuotas {
-			if n.name == k {
-				res = n.resource
-			}
-		}
+		res := resourceNamed(novaQuotas, k)
 		if res == "" {
 			writeError(w, http.StatusBadRequest, fmt.Sprintf("quota %q is not supported: only instances, cores and ram", k))
 			return
@@ -238,22 +229,16 @@ func (s *server) updateQuotaSet(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusBadRequest, fmt.Sprintf("quota %s: %v", k, err))
 			return
 		}
-		sets = append(sets, set{res, v})
+		sets = append(sets, limitSet{res, v})
 	}
 	if len(sets) == 0 {
 		writeError(w, http.StatusBadRequest, "no quota to set in quota_set")
 		return
 	}
 	project := mux.Vars(r)["project"]
-	if err := s.cfg.Compute.ConfirmTenant(r.Context(), project); err != nil {
+	if err := s.setLimits(r.Context(), project, sets); err != nil {
 		fail(w, r, err)
 		return
-	}
-	for _, st := range sets {
-		if err := s.cfg.Store.SetLimit(r.Context(), project, st.resource, st.value); err != nil {
-			fail(w, r, err)
-			return
-		}
 	}
 	s.writeQuotaSet(w, r, project, http.StatusOK)
 }

@@ -7,6 +7,7 @@ package api
 // uses them.
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -88,18 +89,9 @@ func (s *server) updateQuotas(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "no quotas in the request body")
 		return
 	}
-	type set struct {
-		resource string
-		value    int
-	}
-	var sets []set
+	var sets []limitSet
 	for _, q := range req.Quotas {
-		res := ""
-		for _, n := range quotaNames {
-			if n.name == q.Name {
-				res = n.resource
-			}
-		}
+		res := resourceNamed(quotaNames, q.Name)
 		if res == "" {
 			names := make([]string, len(quotaNames))
 			for i, n := range quotaNames {
@@ -116,18 +108,42 @@ func (s *server) updateQuotas(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		}
-		sets = append(sets, set{res, v})
+		sets = append(sets, limitSet{res, v})
 	}
 	t := mux.Vars(r)["tenant"]
-	if err := s.cfg.Compute.ConfirmTenant(r.Context(), t); err != nil {
+	if err := s.setLimits(r.Context(), t, sets); err != nil {
 		fail(w, r, err)
 		return
 	}
-	for _, st := range sets {
-		if err := s.cfg.Store.SetLimit(r.Context(), t, st.resource, st.value); err != nil {
-			fail(w, r, err)
-			return
+	s.writeQuotas(w, r, t)
+}
+
+// limitSet is one checked limit of a quota update.
+type limitSet struct {
+	resource string
+	value    int
+}
+
+// resourceNamed is the datastore resource of quota name in table, "" if
+// the table has no such name.
+func resourceNamed(table []struct{ name, resource string }, name string) string {
+	for _, n := range table {
+		if n.name == name {
+			return n.resource
 		}
 	}
-	s.writeQuotas(w, r, t)
+	return ""
+}
+
+// setLimits makes tenant known and sets its limits (both quota PUTs).
+func (s *server) setLimits(ctx context.Context, tenant string, sets []limitSet) error {
+	if err := s.cfg.Compute.ConfirmTenant(ctx, tenant); err != nil {
+		return err
+	}
+	for _, st := range sets {
+		if err := s.cfg.Store.SetLimit(ctx, tenant, st.resource, st.value); err != nil {
+			return err
+		}
+	}
+	return nil
 }
