@@ -71,11 +71,7 @@ func (c *Controller) resendDeletes(ctx context.Context, now time.Time, all []dat
 			continue
 		}
 		waiting[in.ID] = true
-		base := in.Deleting
-		if base.Before(c.started) {
-			base = c.started
-		}
-		if in.NodeID == "" || !c.redel.due(in.ID, now, base.Add(grace), in.State == StateMissing) {
+		if in.NodeID == "" || !c.redel.due(in.ID, now, c.firstResend(in.Deleting, grace), in.State == StateMissing) {
 			continue
 		}
 		select {

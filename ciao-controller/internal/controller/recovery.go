@@ -127,6 +127,15 @@ func (rs *retries) len() int {
 	return len(rs.m)
 }
 
+// firstResend is when the first re-send of a command asked at asked is
+// due: grace after it, or after this controller started if later.
+func (c *Controller) firstResend(asked time.Time, grace time.Duration) time.Time {
+	if asked.Before(c.started) {
+		asked = c.started
+	}
+	return asked.Add(grace)
+}
+
 // resent logs a re-send and records it as a warning event of tenant.
 func (c *Controller) resent(ctx context.Context, tenant, msg string) {
 	glog.Warning(msg)
@@ -202,6 +211,7 @@ func (c *Controller) resendPending(ctx context.Context, now time.Time, all []dat
 	grace := c.cfg.ResendPendingAfter
 	var err error
 	workloads := map[string]datastore.Workload{}
+	cncis := map[string]datastore.CNCI{} // by tenant; the zero CNCI when none is active
 	waiting := map[string]bool{}
 	n, failed := 0, 0
 	for _, in := range all {
@@ -209,11 +219,7 @@ func (c *Controller) resendPending(ctx context.Context, now time.Time, all []dat
 			continue
 		}
 		waiting[in.ID] = true
-		base := in.CreatedAt
-		if base.Before(c.started) {
-			base = c.started
-		}
-		if !c.rec.due(in.ID, now, base.Add(grace), false) {
+		if !c.rec.due(in.ID, now, c.firstResend(in.CreatedAt, grace), false) {
 			continue
 		}
 		select {
@@ -234,7 +240,13 @@ func (c *Controller) resendPending(ctx context.Context, now time.Time, all []dat
 		}
 		var cn datastore.CNCI
 		if c.cfg.Network {
-			if cn, err = c.store.CNCI(ctx, in.TenantID); err != nil || cn.State != CNCIActive || cn.IP == "" {
+			if cn, ok = cncis[in.TenantID]; !ok {
+				if cn, err = c.store.CNCI(ctx, in.TenantID); err != nil || cn.State != CNCIActive {
+					cn = datastore.CNCI{}
+				}
+				cncis[in.TenantID] = cn
+			}
+			if cn.IP == "" {
 				if failed++; failed == 1 {
 					glog.Warningf("START of %s not re-sent: tenant %s has no active CNCI", in.ID, in.TenantID)
 				}

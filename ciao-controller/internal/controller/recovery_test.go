@@ -444,3 +444,31 @@ func TestRetriesBackoff(t *testing.T) {
 		t.Fatal("prune kept a or dropped b")
 	}
 }
+
+// TestResendPendingNeedsCNCI: with tenant networking a pending START is
+// re-sent only while its tenant has an active CNCI (one look-up per
+// tenant and pass serves all its instances).
+func TestResendPendingNeedsCNCI(t *testing.T) {
+	fs := testutil.NewFakeServer(t)
+	store := seededStore(t, testutil.CNCIMAC)
+	ctx := context.Background()
+	ins := createPending(t, store, "60000000-0000-4000-8000-000000000001", "60000000-0000-4000-8000-000000000002")
+	ctl, _ := startOn(t, fs, store, func(c *Config) {
+		c.Network, c.CNCIIdle, c.ResendPendingAfter, c.ResendDeleteAfter = true, 0, time.Hour, 0
+	})
+	later := time.Now().Add(2 * time.Hour)
+	ctl.resend(ctx, later)
+	for _, in := range ins {
+		if hasEventPrefix(store, tenantA, "", "Start re-sent for "+in.ID) {
+			t.Fatalf("START of %s re-sent with no CNCI", in.ID)
+		}
+	}
+	putCNCI(t, store, testutil.CNCIUUID, CNCIActive)
+	ctl.resend(ctx, later)
+	for _, in := range ins {
+		if !hasEventPrefix(store, tenantA, datastore.EventWarn, "Start re-sent for "+in.ID+" (attempt 1)") {
+			es, _ := store.Events(ctx, tenantA)
+			t.Fatalf("START of %s not re-sent with an active CNCI: %+v", in.ID, es)
+		}
+	}
+}
