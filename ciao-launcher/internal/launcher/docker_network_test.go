@@ -1,7 +1,6 @@
 package launcher
 
 import (
-	"context"
 	"net"
 	"os/exec"
 	"strings"
@@ -37,35 +36,21 @@ func TestDockerTenantVnic(t *testing.T) {
 	nettest.RequireNetAdmin(t)
 	nettest.RequireTools(t, "dnsmasq", "iptables-restore", "busybox", "nsenter", "docker")
 	dockertest.Require(t)
-	ul := nettest.NewUnderlay(t)
-	cnNS, cnIP := ul.Attach(t, "cn")
-	cnciNS, cnciIP := ul.Attach(t, "cnci")
-	ccfg := networking.CnciConfig{Config: networking.DefaultConfig(), RunDir: t.TempDir()}
-	ccfg.Netns, ccfg.Logger = cnciNS.Path(), nettest.Logger{T: t}
-	cnci, err := networking.NewCnci(context.Background(), ccfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cnci.Shutdown(context.Background()); cnci.Close() })
-	cnciID := uuid.Generate().String()
+	tn := newTenantNet(t)
 
 	srv := newTestServer(t)
-	fakeCNCI := testutil.NewFakeCNCIAgent(t, srv.Port(), testutil.WithUUID(uuid.MustParse(cnciID)))
-	srv.NextConnect(t)
+	fakeCNCI := tn.agent(t, srv)
 	cfg := testConfig(t, srv, t.TempDir())
 	cfg.Drivers = driver.Registry{driver.KindDocker: dockertest.NewDriver(t, nil)}
-	cfg.NetNS, cfg.ComputeIP = cnNS.Path(), cnIP
+	tn.onNode(&cfg)
 	dockertest.CleanupRoot(t, cfg.StateDir)
 	l := startLauncher(t, srv, cfg)
 
 	id := uuid.Generate().String()
 	srv.SendCommand(t, l.id, ssntp.START, startPayload(t, id, dockerUserData, testutil.StartVMType(payloads.HypervisorDocker),
-		dockerImage(dockertest.Image), withTenantNet("172.16.0.2", "172.16.0.0/24", cnciID, cnciIP.String())))
+		dockerImage(dockertest.Image), tn.vnic("172.16.0.2", "172.16.0.0/24")))
 	ta := fakeCNCI.NextTenantAdded(t)
-	sn, _ := networking.ParseSubnet(ta.TenantSubnet)
-	if _, err := cnci.AddRemoteSubnet(context.Background(), sn, uint32(ta.SubnetKey), net.ParseIP(ta.AgentIP)); err != nil {
-		t.Fatal(err)
-	}
+	sn := tn.tunnel(t, ta)
 	waitStats(t, srv, "container active", stateIs(id, payloads.InstanceActive))
 	gw := networking.Gateway(sn)
 	if !containerPing(t, id, gw) {
@@ -83,7 +68,7 @@ func TestDockerTenantVnic(t *testing.T) {
 	srv.SendCommand(t, l.id, ssntp.DELETE, testutil.DeletePayload(id, l.id.String()))
 	srv.NextInstanceDeleted(t)
 	fakeCNCI.NextTenantRemoved(t)
-	if ls := cnNS.CiaoLinks(t); len(ls) != 0 {
+	if ls := tn.cnNS.CiaoLinks(t); len(ls) != 0 {
 		t.Fatalf("node keeps %v", ls)
 	}
 }

@@ -33,6 +33,65 @@ func withTenantNet(ip, subnet, cnci, cnciIP string) testutil.StartOption {
 	}
 }
 
+// tenantNet is what the launcher network tests run on: the node's network
+// namespace (cn) and a real CNCI in another one, both on an underlay the
+// test made.
+type tenantNet struct {
+	cnNS, cnciNS nettest.NS
+	cnIP, cnciIP net.IP
+	cnci         *networking.Cnci
+	cnciID       string
+}
+
+func newTenantNet(t *testing.T) *tenantNet {
+	t.Helper()
+	ul := nettest.NewUnderlay(t)
+	n := &tenantNet{cnciID: uuid.Generate().String()}
+	n.cnNS, n.cnIP = ul.Attach(t, "cn")
+	n.cnciNS, n.cnciIP = ul.Attach(t, "cnci")
+	ccfg := networking.CnciConfig{Config: networking.DefaultConfig(), RunDir: t.TempDir()}
+	ccfg.Netns, ccfg.Logger = n.cnciNS.Path(), nettest.Logger{T: t}
+	cnci, err := networking.NewCnci(context.Background(), ccfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cnci.Shutdown(context.Background()); cnci.Close() })
+	n.cnci = cnci
+	return n
+}
+
+// onNode makes a launcher of cfg run its node networking in cn.
+func (n *tenantNet) onNode(cfg *Config) { cfg.NetNS, cfg.ComputeIP = n.cnNS.Path(), n.cnIP }
+
+// vnic is the networking section of a START for ip on subnet, served by
+// the CNCI.
+func (n *tenantNet) vnic(ip, subnet string) testutil.StartOption {
+	return withTenantNet(ip, subnet, n.cnciID, n.cnciIP.String())
+}
+
+// agent connects a fake CNCI agent with the CNCI's UUID to srv; the
+// launcher's TenantAdded/TenantRemoved go to it.
+func (n *tenantNet) agent(t *testing.T, srv *testutil.FakeServer) *testutil.FakeCNCIAgent {
+	t.Helper()
+	a := testutil.NewFakeCNCIAgent(t, srv.Port(), testutil.WithUUID(uuid.MustParse(n.cnciID)))
+	srv.NextConnect(t)
+	return a
+}
+
+// tunnel gives the CNCI the tunnel to the node that ta asks for and
+// returns the tenant subnet.
+func (n *tenantNet) tunnel(t *testing.T, ta payloads.TenantAddedEvent) net.IPNet {
+	t.Helper()
+	sn, err := networking.ParseSubnet(ta.TenantSubnet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.cnci.AddRemoteSubnet(context.Background(), sn, uint32(ta.SubnetKey), net.ParseIP(ta.AgentIP)); err != nil {
+		t.Fatal(err)
+	}
+	return sn
+}
+
 // vnicLink finds the VNIC of address ip in the node's namespace.
 func vnicLink(t *testing.T, h *netlink.Handle, ip string) netlink.Link {
 	t.Helper()
@@ -60,37 +119,24 @@ func vnicLink(t *testing.T, h *netlink.Handle, ip string) netlink.Link {
 func TestTenantNetworking(t *testing.T) {
 	nettest.RequireNetAdmin(t)
 	nettest.RequireTools(t, "dnsmasq", "iptables-restore", "busybox", "nsenter")
-	ul := nettest.NewUnderlay(t)
-	cnNS, cnIP := ul.Attach(t, "cn")
-	cnciNS, cnciIP := ul.Attach(t, "cnci")
-	ccfg := networking.CnciConfig{Config: networking.DefaultConfig(), RunDir: t.TempDir()}
-	ccfg.Netns, ccfg.Logger = cnciNS.Path(), nettest.Logger{T: t}
-	cnci, err := networking.NewCnci(context.Background(), ccfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cnci.Shutdown(context.Background()); cnci.Close() })
-	cnciID := uuid.Generate().String()
+	tn := newTenantNet(t)
+	cnNS, cnIP, cnciIP, cnciID := tn.cnNS, tn.cnIP, tn.cnciIP, tn.cnciID
 
-	srv, l, _, cfg := simLauncher(t, func(c *Config) { c.NetNS, c.ComputeIP = cnNS.Path(), cnIP })
-	fakeCNCI := testutil.NewFakeCNCIAgent(t, srv.Port(), testutil.WithUUID(uuid.MustParse(cnciID)))
-	srv.NextConnect(t) // the CNCI's, before the restarted launcher's below
+	srv, l, _, cfg := simLauncher(t, tn.onNode)
+	fakeCNCI := tn.agent(t, srv) // the CNCI's connect, before the restarted launcher's below
 	srv.NextConcentratorAdded(t)
 	h := cnNS.Handle(t)
 	const subnet = "172.16.0.0/24"
 	first, second := "0a1b2c3d-0000-4000-8000-00000000000a", "0a1b2c3d-0000-4000-8000-00000000000b"
 
 	srv.SendCommand(t, l.id, ssntp.START, testutil.StartPayload(testutil.StartInstance(first), testutil.StartMemMB(100),
-		withTenantNet("172.16.0.2", subnet, cnciID, cnciIP.String())))
+		tn.vnic("172.16.0.2", subnet)))
 	ta := fakeCNCI.NextTenantAdded(t)
 	if ta.AgentUUID != l.id.String() || ta.AgentIP != cnIP.String() || ta.TenantUUID != testutil.TenantUUID ||
 		ta.TenantSubnet != subnet || ta.ConcentratorUUID != cnciID || ta.ConcentratorIP != cnciIP.String() || ta.SubnetKey != 4268 {
 		t.Fatalf("TenantAdded %+v", ta)
 	}
-	sn, _ := networking.ParseSubnet(ta.TenantSubnet)
-	if _, err := cnci.AddRemoteSubnet(context.Background(), sn, uint32(ta.SubnetKey), net.ParseIP(ta.AgentIP)); err != nil {
-		t.Fatal(err)
-	}
+	sn := tn.tunnel(t, ta)
 	waitStats(t, srv, "first instance active, node compute address reported", func(s payloads.Stat) bool {
 		return stateIs(first, payloads.InstanceActive)(s) && len(s.Networks) == 1 && s.Networks[0].NodeIP == cnIP.String()
 	})
@@ -109,7 +155,7 @@ func TestTenantNetworking(t *testing.T) {
 
 	// Same subnet again: a VNIC, no new tunnel.
 	srv.SendCommand(t, l.id, ssntp.START, testutil.StartPayload(testutil.StartInstance(second), testutil.StartMemMB(100),
-		withTenantNet("172.16.0.3", subnet, cnciID, cnciIP.String())))
+		tn.vnic("172.16.0.3", subnet)))
 	waitStats(t, srv, "second instance active", stateIs(second, payloads.InstanceActive))
 	if vnicLink(t, h, "172.16.0.3") == nil {
 		t.Fatal("no VNIC for the second instance")
@@ -125,7 +171,7 @@ func TestTenantNetworking(t *testing.T) {
 		{"bad subnet", withTenantNet("172.16.9.2", "172.16.9.0/33", cnciID, cnciIP.String()), payloads.StartInvalidData},
 		{"address outside the subnet", withTenantNet("172.16.8.2", "172.16.9.0/24", cnciID, cnciIP.String()), payloads.StartInvalidData},
 		{"no CNCI", withTenantNet("172.16.9.2", "172.16.9.0/24", "", ""), payloads.StartNetworkFailure},
-		{"duplicate VNIC address", withTenantNet("172.16.0.3", subnet, cnciID, cnciIP.String()), payloads.StartNetworkFailure},
+		{"duplicate VNIC address", tn.vnic("172.16.0.3", subnet), payloads.StartNetworkFailure},
 	} {
 		id := uuid.Generate().String()
 		srv.SendCommand(t, l.id, ssntp.START, testutil.StartPayload(testutil.StartInstance(id), testutil.StartMemMB(100), tc.opt))

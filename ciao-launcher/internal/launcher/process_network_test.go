@@ -53,36 +53,23 @@ func TestProcessTenantVnic(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ul := nettest.NewUnderlay(t)
-	cnNS, cnIP := ul.Attach(t, "cn")
-	cnciNS, cnciIP := ul.Attach(t, "cnci")
-	ccfg := networking.CnciConfig{Config: networking.DefaultConfig(), RunDir: t.TempDir()}
-	ccfg.Netns, ccfg.Logger = cnciNS.Path(), nettest.Logger{T: t}
-	cnci, err2 := networking.NewCnci(context.Background(), ccfg)
-	if err2 != nil {
-		t.Fatal(err2)
-	}
-	t.Cleanup(func() { _ = cnci.Shutdown(context.Background()); cnci.Close() })
-	cnciID := uuid.Generate().String()
+	tn := newTenantNet(t)
+	cnNS := tn.cnNS
 
 	srv := newTestServer(t)
-	fakeCNCI := testutil.NewFakeCNCIAgent(t, srv.Port(), testutil.WithUUID(uuid.MustParse(cnciID)))
-	srv.NextConnect(t)
+	fakeCNCI := tn.agent(t, srv)
 	cfg := testConfig(t, srv, t.TempDir())
-	cfg.NetNS, cfg.ComputeIP = cnNS.Path(), cnIP
+	tn.onNode(&cfg)
 	t.Cleanup(func() { _ = process.New(process.DefaultConfig()).Reset(context.Background(), cfg.StateDir) })
 	killAll(t, cfg.StateDir)
 	l := startLauncher(t, srv, cfg)
 
 	loop := processUserData("/bin/sleep", "300")
 	a, b, plain := uuid.Generate().String(), uuid.Generate().String(), uuid.Generate().String()
-	srv.SendCommand(t, l.id, ssntp.START, startPayload(t, a, loop, withTenantNet("172.16.0.2", "172.16.0.0/24", cnciID, cnciIP.String())))
+	srv.SendCommand(t, l.id, ssntp.START, startPayload(t, a, loop, tn.vnic("172.16.0.2", "172.16.0.0/24")))
 	ta := fakeCNCI.NextTenantAdded(t)
-	sn, _ := networking.ParseSubnet(ta.TenantSubnet)
-	if _, err := cnci.AddRemoteSubnet(context.Background(), sn, uint32(ta.SubnetKey), net.ParseIP(ta.AgentIP)); err != nil {
-		t.Fatal(err)
-	}
-	srv.SendCommand(t, l.id, ssntp.START, startPayload(t, b, loop, withTenantNet("172.16.0.3", "172.16.0.0/24", cnciID, cnciIP.String())))
+	sn := tn.tunnel(t, ta)
+	srv.SendCommand(t, l.id, ssntp.START, startPayload(t, b, loop, tn.vnic("172.16.0.3", "172.16.0.0/24")))
 	srv.SendCommand(t, l.id, ssntp.START, startPayload(t, plain, loop))
 	for _, id := range []string{a, b, plain} {
 		waitStats(t, srv, "process "+id+" active", stateIs(id, payloads.InstanceActive))

@@ -1,7 +1,6 @@
 package launcher
 
 import (
-	"context"
 	"net"
 	"os"
 	"path/filepath"
@@ -9,12 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ciao-project/ciao/networking"
 	"github.com/ciao-project/ciao/networking/nettest"
 	"github.com/ciao-project/ciao/payloads"
 	"github.com/ciao-project/ciao/ssntp"
 	"github.com/ciao-project/ciao/testutil"
-	"github.com/ciao-project/ciao/uuid"
 )
 
 // waitConsole polls an instance's serial console until it holds want.
@@ -41,46 +38,29 @@ func waitConsole(t *testing.T, cfg Config, id, want string) {
 func TestVMTenantNetworking(t *testing.T) {
 	nettest.RequireNetAdmin(t)
 	nettest.RequireTools(t, "dnsmasq", "iptables-restore", "busybox", "nsenter")
-	ul := nettest.NewUnderlay(t)
-	cnNS, cnIP := ul.Attach(t, "cn")
-	cnciNS, cnciIP := ul.Attach(t, "cnci")
-	ccfg := networking.CnciConfig{Config: networking.DefaultConfig(), RunDir: t.TempDir()}
-	ccfg.Netns, ccfg.Logger = cnciNS.Path(), nettest.Logger{T: t}
-	cnci, err := networking.NewCnci(context.Background(), ccfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cnci.Shutdown(context.Background()); cnci.Close() })
-	cnciID := uuid.Generate().String()
+	tn := newTenantNet(t)
 
 	srv := newTestServer(t)
 	cfg := vmConfig(t, srv)
 	cfg.Network = true
-	cfg.NetNS, cfg.ComputeIP = cnNS.Path(), cnIP
+	tn.onNode(&cfg)
 	l := startLauncher(t, srv, cfg)
-	fakeCNCI := testutil.NewFakeCNCIAgent(t, srv.Port(), testutil.WithUUID(uuid.MustParse(cnciID)))
-	srv.NextConnect(t)
+	fakeCNCI := tn.agent(t, srv)
 	srv.NextConcentratorAdded(t)
 
 	const subnet, vmIP = "172.16.0.0/24", "172.16.0.2"
 	srv.SendCommand(t, l.id, ssntp.START, startPayload(t, vmInstance, "---\n#cloud-config\n...\n",
 		func(c *payloads.StartCmd) { c.ImageUUID = vmImage }, testutil.StartMemMB(256),
-		withTenantNet(vmIP, subnet, cnciID, cnciIP.String())))
+		tn.vnic(vmIP, subnet)))
 	ta := fakeCNCI.NextTenantAdded(t)
-	sn, err := networking.ParseSubnet(ta.TenantSubnet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := cnci.AddRemoteSubnet(context.Background(), sn, uint32(ta.SubnetKey), net.ParseIP(ta.AgentIP)); err != nil {
-		t.Fatal(err)
-	}
+	tn.tunnel(t, ta)
 	waitStats(t, srv, "VM active", stateIs(vmInstance, payloads.InstanceActive))
-	if v := vnicLink(t, cnNS.Handle(t), vmIP); v == nil || v.Type() != "tuntap" {
+	if v := vnicLink(t, tn.cnNS.Handle(t), vmIP); v == nil || v.Type() != "tuntap" {
 		t.Fatalf("no tap VNIC for the VM in the node's namespace: %v", v)
 	}
 	waitMarker(t, cfg, vmInstance)
 	waitConsole(t, cfg, vmInstance, testutil.VMNetMarker+" eth0 "+vmIP+"/24")
-	if !cnciNS.Ping(net.ParseIP(vmIP)) {
+	if !tn.cnciNS.Ping(net.ParseIP(vmIP)) {
 		t.Fatalf("the CNCI cannot ping the VM at %s", vmIP)
 	}
 
@@ -88,7 +68,7 @@ func TestVMTenantNetworking(t *testing.T) {
 	if ev := srv.NextInstanceDeleted(t); ev.InstanceUUID != vmInstance {
 		t.Errorf("InstanceDeleted %+v", ev)
 	}
-	if ls := cnNS.CiaoLinks(t); len(ls) != 0 {
+	if ls := tn.cnNS.CiaoLinks(t); len(ls) != 0 {
 		t.Errorf("node keeps %v after the DELETE", ls)
 	}
 }
