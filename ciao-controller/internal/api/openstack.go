@@ -58,17 +58,17 @@ func caller(r *http.Request) Identity {
 // openStackRoutes registers this file's routes with New's helpers.
 func (s *server) openStackRoutes(tenant, _ func(path, method string, h http.HandlerFunc)) {
 	tenant("/v2.1/{tenant}/servers", http.MethodGet, s.listServerRefs)
-	tenant("/v2.1/{tenant}/os-quota-sets/{project}", http.MethodGet, s.showQuotaSet)
+	tenant("/v2.1/{tenant}/os-quota-sets/{project}", http.MethodGet, s.showQuotaSet(quotaLimits))
 	tenant("/v2.1/{tenant}/os-quota-sets/{project}", http.MethodPut, s.updateQuotaSet)
-	tenant("/v2.1/{tenant}/os-quota-sets/{project}/detail", http.MethodGet, s.showQuotaSet)
-	tenant("/v2.1/{tenant}/os-quota-sets/{project}/defaults", http.MethodGet, s.showQuotaSet)
+	tenant("/v2.1/{tenant}/os-quota-sets/{project}/detail", http.MethodGet, s.showQuotaSet(quotaDetail))
+	tenant("/v2.1/{tenant}/os-quota-sets/{project}/defaults", http.MethodGet, s.showQuotaSet(quotaDefaults))
 	tenant("/v2.1/{tenant}/os-quota-class-sets/{class}", http.MethodGet, s.showQuotaClass)
 	tenant("/v2.1/{tenant}/limits", http.MethodGet, s.limits)
 	tenant("/v2.1/{tenant}/os-simple-tenant-usage", http.MethodGet, s.listUsage)
 	tenant("/v2.1/{tenant}/os-simple-tenant-usage/{project}", http.MethodGet, s.showUsage)
 	tenant("/v2.1/{tenant}/os-keypairs", http.MethodGet, s.listKeypairs)
-	tenant("/v2.1/{tenant}/os-hypervisors", http.MethodGet, s.listHypervisors)
-	tenant("/v2.1/{tenant}/os-hypervisors/detail", http.MethodGet, s.listHypervisors)
+	tenant("/v2.1/{tenant}/os-hypervisors", http.MethodGet, s.listHypervisors(false))
+	tenant("/v2.1/{tenant}/os-hypervisors/detail", http.MethodGet, s.listHypervisors(true))
 	tenant("/v2.1/{tenant}/os-hypervisors/statistics", http.MethodGet, s.hypervisorStatistics)
 	tenant("/v2.1/{tenant}/os-hypervisors/{hypervisor}", http.MethodGet, s.showHypervisor)
 	tenant("/v2.1/{tenant}/os-hypervisors/{hypervisor}/uptime", http.MethodGet, s.hypervisorUptime)
@@ -94,18 +94,6 @@ func adminOnly(w http.ResponseWriter, r *http.Request) bool {
 	}
 	writeError(w, http.StatusForbidden, r.Method+" "+r.URL.Path+" needs an admin token")
 	return false
-}
-
-// routeEnds reports whether the template of the route r matched ends in
-// suffix (a project or node id that happens to be "detail" is not the
-// /detail route).
-func routeEnds(r *http.Request, suffix string) bool {
-	rt := mux.CurrentRoute(r)
-	if rt == nil {
-		return false
-	}
-	tpl, err := rt.GetPathTemplate()
-	return err == nil && strings.HasSuffix(tpl, suffix)
 }
 
 // novaQuotas maps Nova's quota names to datastore resources.
@@ -141,22 +129,45 @@ func (s *server) quotaUsage(ctx context.Context, project string) (map[string]dat
 	return out, nil
 }
 
-// showQuotaSet is GET os-quota-sets/{project}, …/detail (limit, in_use,
-// reserved per quota) and …/defaults (the limits a new project gets:
-// none).
-func (s *server) showQuotaSet(w http.ResponseWriter, r *http.Request) {
-	project := mux.Vars(r)["project"]
-	if !mayRead(w, r, project) {
-		return
+// quotaView is what a quota set shows of each quota.
+type quotaView int
+
+const (
+	quotaLimits   quotaView = iota // the limit
+	quotaDetail                    // limit, in_use, reserved
+	quotaDefaults                  // the limits a new project gets: none (-1)
+)
+
+// showQuotaSet is GET os-quota-sets/{project} (quotaLimits), …/detail
+// (quotaDetail) and …/defaults (quotaDefaults).
+func (s *server) showQuotaSet(view quotaView) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		project := mux.Vars(r)["project"]
+		if !mayRead(w, r, project) {
+			return
+		}
+		if r.URL.Query().Get("user_id") != "" {
+			writeError(w, http.StatusBadRequest, "per-user quotas are not supported")
+			return
+		}
+		s.writeQuotaSet(w, r, project, view)
 	}
-	if r.URL.Query().Get("user_id") != "" {
-		writeError(w, http.StatusBadRequest, "per-user quotas are not supported")
-		return
-	}
-	s.writeQuotaSet(w, r, project, http.StatusOK)
 }
 
-func (s *server) writeQuotaSet(w http.ResponseWriter, r *http.Request, project string, code int) {
+// noLimits is the quota set (or quota class set) id without limits.
+func noLimits(id string) map[string]any {
+	set := map[string]any{"id": id}
+	for _, n := range novaQuotas {
+		set[n.name] = -1
+	}
+	return set
+}
+
+func (s *server) writeQuotaSet(w http.ResponseWriter, r *http.Request, project string, view quotaView) {
+	if view == quotaDefaults {
+		writeJSON(w, http.StatusOK, map[string]any{"quota_set": noLimits(project)})
+		return
+	}
 	qs, err := s.quotaUsage(r.Context(), project)
 	if err != nil {
 		fail(w, r, err)
@@ -165,26 +176,19 @@ func (s *server) writeQuotaSet(w http.ResponseWriter, r *http.Request, project s
 	set := map[string]any{"id": project}
 	for _, n := range novaQuotas {
 		q := qs[n.resource]
-		switch {
-		case routeEnds(r, "/defaults"):
-			set[n.name] = -1
-		case routeEnds(r, "/detail"):
+		if view == quotaDetail {
 			set[n.name] = map[string]int{"limit": q.Limit, "in_use": q.Usage, "reserved": 0}
-		default:
+		} else {
 			set[n.name] = q.Limit
 		}
 	}
-	writeJSON(w, code, map[string]any{"quota_set": set})
+	writeJSON(w, http.StatusOK, map[string]any{"quota_set": set})
 }
 
 // showQuotaClass is GET os-quota-class-sets/{class}: there are no quota
 // classes, so every class has the defaults a new project gets: no limits.
 func (s *server) showQuotaClass(w http.ResponseWriter, r *http.Request) {
-	set := map[string]any{"id": mux.Vars(r)["class"]}
-	for _, n := range novaQuotas {
-		set[n.name] = -1
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"quota_class_set": set})
+	writeJSON(w, http.StatusOK, map[string]any{"quota_class_set": noLimits(mux.Vars(r)["class"])})
 }
 
 // updateQuotaSet is PUT os-quota-sets/{project} (admin):
@@ -240,7 +244,7 @@ func (s *server) updateQuotaSet(w http.ResponseWriter, r *http.Request) {
 		fail(w, r, err)
 		return
 	}
-	s.writeQuotaSet(w, r, project, http.StatusOK)
+	s.writeQuotaSet(w, r, project, quotaLimits)
 }
 
 // quotaInt reads a quota value: a JSON integer or a string of one, ≥ -1.
@@ -537,25 +541,28 @@ func (s *server) hypervisorOf(ctx context.Context, n datastore.NodeStats, detail
 	return h, nil
 }
 
-// listHypervisors is GET os-hypervisors[/detail] (admin): the nodes of
-// /v2.1/nodes, filtered by ?hypervisor_hostname_pattern= (a substring).
-func (s *server) listHypervisors(w http.ResponseWriter, r *http.Request) {
-	if !adminOnly(w, r) {
-		return
-	}
-	hs, err := s.hypervisors(r.Context(), routeEnds(r, "/detail"))
-	if err != nil {
-		fail(w, r, err)
-		return
-	}
-	pattern := r.URL.Query().Get("hypervisor_hostname_pattern")
-	out := []hypervisorJSON{}
-	for _, h := range hs {
-		if strings.Contains(h.HypervisorHostname, pattern) {
-			out = append(out, h)
+// listHypervisors is GET os-hypervisors (admin) and, with detail,
+// os-hypervisors/detail: the nodes of /v2.1/nodes, filtered by
+// ?hypervisor_hostname_pattern= (a substring).
+func (s *server) listHypervisors(detail bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !adminOnly(w, r) {
+			return
 		}
+		hs, err := s.hypervisors(r.Context(), detail)
+		if err != nil {
+			fail(w, r, err)
+			return
+		}
+		pattern := r.URL.Query().Get("hypervisor_hostname_pattern")
+		out := []hypervisorJSON{}
+		for _, h := range hs {
+			if strings.Contains(h.HypervisorHostname, pattern) {
+				out = append(out, h)
+			}
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"hypervisors": out})
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"hypervisors": out})
 }
 
 // hypervisors is every node as a hypervisor (hypervisorOf).
