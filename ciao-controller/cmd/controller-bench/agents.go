@@ -29,6 +29,7 @@ type lightAgents struct {
 type lightAgent struct {
 	id        uuid.UUID
 	cl        *ssntp.Client
+	ready     []byte // the READY payload, the same every time
 	mu        sync.Mutex
 	instances []string
 }
@@ -37,6 +38,12 @@ func startLightAgents(ctx context.Context, n int, ca, cert string, port int, eve
 	la := &lightAgents{stop: make(chan struct{})}
 	for i := 0; i < n; i++ {
 		a := &lightAgent{id: uuid.Generate()}
+		var err error
+		if a.ready, err = yaml.Marshal(payloads.Ready{NodeUUID: a.id.String(), MemTotalMB: 1 << 22, MemAvailableMB: 1 << 22,
+			DiskTotalMB: 1 << 22, DiskAvailableMB: 1 << 22, Load: 0, CpusOnline: 64}); err != nil {
+			la.close()
+			return nil, err
+		}
 		cfg := ssntp.Config{CAcert: ca, Cert: cert, URI: "127.0.0.1", Port: port, Role: ssntp.AGENT, UUID: a.id}
 		cl, err := ssntp.Dial(ctx, cfg, (*agentNotifier)(a))
 		if err != nil {
@@ -83,9 +90,7 @@ func (la *lightAgents) close() {
 
 // report sends READY and STATS with every instance active.
 func (a *lightAgent) report() error {
-	ready, _ := yaml.Marshal(payloads.Ready{NodeUUID: a.id.String(), MemTotalMB: 1 << 22, MemAvailableMB: 1 << 22,
-		DiskTotalMB: 1 << 22, DiskAvailableMB: 1 << 22, Load: 0, CpusOnline: 64})
-	if err := a.cl.SendStatus(ssntp.READY, ready); err != nil {
+	if err := a.cl.SendStatus(ssntp.READY, a.ready); err != nil {
 		return err
 	}
 	a.mu.Lock()
