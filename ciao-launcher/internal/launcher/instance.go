@@ -231,7 +231,7 @@ func (in *instance) sample(ctx context.Context) {
 			wall := now.Sub(in.lastCPUAt)
 			if wall > 0 {
 				pct := int(100 * int64(s.CPUTime-in.lastCPU) / int64(wall))
-				if v := in.req.spec("", false).VCPUs; v > 1 {
+				if v, _ := in.req.cmd.VCPUs(); v > 1 {
 					pct /= v
 				}
 				smp.cpu = min(max(pct, 0), 100)
@@ -299,10 +299,10 @@ func (in *instance) start(ctx context.Context) bool {
 func (in *instance) adopt(ctx context.Context) {
 	running := false
 	if in.st.Handle.Driver != "" {
-		var err error
 		if _, err := in.attachVnic(ctx); err != nil {
 			glog.Errorf("launcher: adopting instance %s: its VNIC: %v", in.id, err)
 		}
+		var err error
 		running, err = in.drv.Adopt(ctx, in.st.Handle, in.spec())
 		if err != nil {
 			glog.Warningf("launcher: adopting instance %s: %v", in.id, err)
@@ -317,7 +317,7 @@ func (in *instance) do(ctx context.Context, c instCmd) bool {
 	switch c.op {
 	case opStop:
 		if !in.running {
-			in.l.sendFailureFrom(ssntp.STOP, in.id, string(payloads.StopAlreadyStopped))
+			in.l.sendFailure(ssntp.STOP, in.id, string(payloads.StopAlreadyStopped))
 			return false
 		}
 		if err := in.drv.Stop(ctx, in.st.Handle); err != nil && !errors.Is(err, driver.ErrNotRunning) {
@@ -328,12 +328,12 @@ func (in *instance) do(ctx context.Context, c instCmd) bool {
 		in.setRunning(ctx, false, false)
 	case opRestart:
 		if in.running {
-			in.l.sendFailureFrom(ssntp.RESTART, in.id, string(payloads.RestartAlreadyRunning))
+			in.l.sendFailure(ssntp.RESTART, in.id, string(payloads.RestartAlreadyRunning))
 			return false
 		}
 		if _, err := in.attachVnic(ctx); err != nil {
 			glog.Errorf("launcher: RESTART %s failed (network_failure): %v", in.id, err)
-			in.l.sendFailureFrom(ssntp.RESTART, in.id, string(payloads.RestartNetworkFailure))
+			in.l.sendFailure(ssntp.RESTART, in.id, string(payloads.RestartNetworkFailure))
 			return false
 		}
 		h, err := in.drv.Start(ctx, in.spec())
@@ -343,7 +343,7 @@ func (in *instance) do(ctx context.Context, c instCmd) bool {
 				r = payloads.RestartInstanceCorrupt
 			}
 			glog.Errorf("launcher: RESTART %s failed (%s): %v", in.id, r, err)
-			in.l.sendFailureFrom(ssntp.RESTART, in.id, string(r))
+			in.l.sendFailure(ssntp.RESTART, in.id, string(r))
 			return false
 		}
 		in.st.Handle = h
@@ -373,7 +373,6 @@ func (in *instance) do(ctx context.Context, c instCmd) bool {
 		}
 		in.l.destroyVnic(ctx, in.req, in.st.Kind)
 		in.removeDir()
-		in.running = false
 		in.emit(ctx, instEvent{kind: evDeleted})
 		return true
 	}
@@ -410,12 +409,6 @@ func (in *instance) removeDir() {
 	if err := os.RemoveAll(in.dir); err != nil {
 		glog.Errorf("launcher: removing %s: %v", in.dir, err)
 	}
-}
-
-// sendFailureFrom sends a failure from an instance goroutine. The client is
-// safe for concurrent use; the main loop never waits on it for us.
-func (l *Launcher) sendFailureFrom(c ssntp.Command, id, reason string) {
-	l.sendFailure(c, id, reason)
 }
 
 func parseIPv4(s string) net.IP {

@@ -798,7 +798,9 @@ const (
 	reasonNoInstance     = "no_instance"
 )
 
-// sendFailure sends the failure error of command c.
+// sendFailure sends the failure error of command c. Instance goroutines
+// call it too: it touches no launcher state and the client is safe for
+// concurrent use; the main loop never waits on it for them.
 func (l *Launcher) sendFailure(c ssntp.Command, id, reason string) {
 	var (
 		e ssntp.Error
