@@ -27,6 +27,18 @@ func deletesOf(a *testutil.FakeAgent, id string) int {
 	return n
 }
 
+// checkDeletedOnResend checks that launcher a runs no instance and got
+// two DELETEs for id: one lost and one re-sent (resent says how).
+func checkDeletedOnResend(t *testing.T, a *testutil.FakeAgent, id, resent string) {
+	t.Helper()
+	if n := len(a.Instances()); n != 0 {
+		t.Errorf("the launcher still runs %d instances", n)
+	}
+	if n := deletesOf(a, id); n != 2 {
+		t.Errorf("the launcher got %d DELETEs for %s, want 2 (one lost, %s)", n, id, resent)
+	}
+}
+
 // TestResendDroppedDelete: the real ciao-scheduler, the controller
 // in-process with -resend-delete-after 300ms and a fake launcher that
 // loses the first DELETE. The server is listed "deleting" from the
@@ -54,13 +66,7 @@ func TestResendDroppedDelete(t *testing.T) {
 	if !k.hasEvents("Delete re-sent for "+id, "Deleted Instance "+id) {
 		t.Errorf("events lack the re-send or the deletion of %s", id)
 	}
-	a := k.compute[0]
-	if n := len(a.Instances()); n != 0 {
-		t.Errorf("the launcher still runs %d instances", n)
-	}
-	if n := deletesOf(a, id); n != 2 {
-		t.Errorf("the launcher got %d DELETEs for %s, want 2 (one lost, one re-sent)", n, id)
-	}
+	checkDeletedOnResend(t, k.compute[0], id, "one re-sent")
 }
 
 // TestDeleteSurvivesControllerKill: the controller (its own process,
@@ -133,12 +139,7 @@ func TestDeleteSurvivesControllerKill(t *testing.T) {
 		_, listed := st[id]
 		return err == nil && !listed
 	})
-	if n := len(a.Instances()); n != 0 {
-		t.Errorf("the launcher still runs %d instances", n)
-	}
-	if n := deletesOf(a, id); n != 2 {
-		t.Errorf("the launcher got %d DELETEs for %s, want 2 (one lost, one re-sent after the restart)", n, id)
-	}
+	checkDeletedOnResend(t, a, id, "one re-sent after the restart")
 }
 
 // TestDeleteWhileLauncherDown: the real ciao-scheduler, the controller

@@ -96,6 +96,15 @@ func (e *env) launch(t *testing.T, tenant, wl string, n int) []datastore.Instanc
 	return ins
 }
 
+// launchActive launches one instance of tenantA (WorkloadClear) and
+// waits until e.node reports it active.
+func (e *env) launchActive(t *testing.T) datastore.Instance {
+	t.Helper()
+	in := e.launch(t, tenantA, WorkloadClear, 1)[0]
+	e.report(t, e.node, payloads.InstanceStat{InstanceUUID: in.ID, State: payloads.InstanceActive})
+	return e.waitState(t, in.ID, datastore.StateActive)
+}
+
 // report plays a launcher's STATS relayed to the controller.
 func (e *env) report(t *testing.T, node string, st ...payloads.InstanceStat) {
 	t.Helper()

@@ -60,9 +60,7 @@ func TestDeleteFailureNoInstance(t *testing.T) {
 func TestDeleteResentWhenNodeBack(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	in := e.launch(t, tenantA, WorkloadClear, 1)[0]
-	e.report(t, e.node, payloads.InstanceStat{InstanceUUID: in.ID, State: payloads.InstanceActive})
-	e.waitState(t, in.ID, datastore.StateActive)
+	in := e.launchActive(t)
 	e.agent.Set(t, testutil.WithDropDeletes(10))
 	e.fs.SendEvent(t, e.me(), ssntp.NodeDisconnected, testutil.NodeDisconnectedPayload(e.node, payloads.ComputeNode))
 	e.waitState(t, in.ID, StateMissing)
@@ -113,9 +111,7 @@ func TestDeleteResentWhenNodeBack(t *testing.T) {
 func TestDeleteWithSchedulerDown(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	in := e.launch(t, tenantA, WorkloadClear, 1)[0]
-	e.report(t, e.node, payloads.InstanceStat{InstanceUUID: in.ID, State: payloads.InstanceActive})
-	e.waitState(t, in.ID, datastore.StateActive)
+	in := e.launchActive(t)
 	e.fs.Close()
 	// A frame sent before the client notices goes nowhere: harmless.
 	waitFor(t, "the controller disconnected", func() bool {
