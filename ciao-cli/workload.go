@@ -117,20 +117,20 @@ func readLimited(path string) ([]byte, error) {
 // unknownKey is yaml.v2's strict-mode complaint, which names a Go type.
 var unknownKey = regexp.MustCompile(`field (\S+) not found in type \S+`)
 
-// parseWorkloadYAML decodes a workload definition file's bytes. Unknown
-// keys are refused, so a misspelt key is not silently dropped.
+// parseWorkloadYAML decodes a workload definition file's bytes, one
+// pass of one strict decoder. Unknown keys are refused, so a misspelt
+// key is not silently dropped, and so is a second document.
 func parseWorkloadYAML(data []byte) (workloadFile, error) {
 	var wf workloadFile
-	if err := yaml.UnmarshalStrict(data, &wf); err != nil {
+	d := yaml.NewDecoder(bytes.NewReader(data))
+	d.SetStrict(true)
+	if err := d.Decode(&wf); err != nil && !errors.Is(err, io.EOF) { // EOF: an empty file
 		msg := unknownKey.ReplaceAllString(err.Error(), "unknown key $1")
 		return wf, fmt.Errorf("not a workload definition: %s", strings.TrimPrefix(msg, "yaml: "))
 	}
-	var rest workloadFile
-	d := yaml.NewDecoder(bytes.NewReader(data))
-	if err := d.Decode(&rest); err == nil {
-		if err := d.Decode(&rest); !errors.Is(err, io.EOF) {
-			return wf, errors.New("not a workload definition: more than one YAML document")
-		}
+	var rest any
+	if err := d.Decode(&rest); !errors.Is(err, io.EOF) {
+		return wf, errors.New("not a workload definition: more than one YAML document")
 	}
 	return wf, nil
 }
