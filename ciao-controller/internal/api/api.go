@@ -202,8 +202,8 @@ func writeError(w http.ResponseWriter, code int, msg string) {
 	writeJSON(w, code, b)
 }
 
-// fail maps a policy or store error to its status (§6.1 mapping with the
-// Q3 recommendation: unknown ids are 404).
+// fail maps a policy, store or workloads-API error to its status (§6.1
+// mapping with the Q3 recommendation: unknown ids are 404).
 func fail(w http.ResponseWriter, r *http.Request, err error) {
 	code := http.StatusInternalServerError
 	var mbe *http.MaxBytesError
@@ -216,8 +216,12 @@ func fail(w http.ResponseWriter, r *http.Request, err error) {
 		code = http.StatusForbidden
 	case errors.Is(err, datastore.ErrNotFound):
 		code = http.StatusNotFound
-	case errors.Is(err, datastore.ErrInvalid):
+	case errors.Is(err, datastore.ErrInvalid), errors.Is(err, controller.ErrWorkloadSpec):
 		code = http.StatusBadRequest
+	case errors.Is(err, controller.ErrWorkloadPublic), errors.Is(err, controller.ErrWorkloadInternal):
+		code = http.StatusForbidden
+	case errors.Is(err, datastore.ErrInUse):
+		code = http.StatusConflict
 	case errors.Is(err, controller.ErrUnavailable), errors.Is(err, controller.ErrCNCI):
 		code = http.StatusServiceUnavailable
 	}

@@ -67,20 +67,6 @@ type workloadHandlers struct {
 	wp WorkloadPolicy
 }
 
-// failWorkload maps the workloads API's errors, then fail's.
-func failWorkload(w http.ResponseWriter, r *http.Request, err error) {
-	switch {
-	case errors.Is(err, controller.ErrWorkloadSpec):
-		writeError(w, http.StatusBadRequest, err.Error())
-	case errors.Is(err, datastore.ErrInUse):
-		writeError(w, http.StatusConflict, fmt.Sprintf("workload %s is used by instances; delete them first (%v)", mux.Vars(r)["workload"], err))
-	case errors.Is(err, controller.ErrWorkloadPublic), errors.Is(err, controller.ErrWorkloadInternal):
-		writeError(w, http.StatusForbidden, err.Error())
-	default:
-		fail(w, r, err)
-	}
-}
-
 // list answers {"workloads": [...]}: for a tenant path the public
 // workloads and the tenant's own, for /workloads every tenant's too.
 func (h workloadHandlers) list(w http.ResponseWriter, r *http.Request) {
@@ -121,18 +107,18 @@ func (h workloadHandlers) list(w http.ResponseWriter, r *http.Request) {
 func (h workloadHandlers) create(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
-		failWorkload(w, r, fmt.Errorf("create workload: %w", err))
+		fail(w, r, fmt.Errorf("create workload: %w", err))
 		return
 	}
 	spec, err := controller.ParseWorkloadSpec(body)
 	if err != nil {
-		failWorkload(w, r, err)
+		fail(w, r, err)
 		return
 	}
 	tenant := mux.Vars(r)["tenant"]
 	wl, err := h.wp.CreateWorkload(r.Context(), tenant, spec)
 	if err != nil {
-		failWorkload(w, r, err)
+		fail(w, r, err)
 		return
 	}
 	loc := "/workloads/" + wl.ID
@@ -149,7 +135,7 @@ func (h workloadHandlers) show(w http.ResponseWriter, r *http.Request) {
 	v := mux.Vars(r)
 	wl, err := h.wp.VisibleWorkload(r.Context(), v["tenant"], v["workload"])
 	if err != nil {
-		failWorkload(w, r, err)
+		fail(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, struct {
@@ -160,7 +146,10 @@ func (h workloadHandlers) show(w http.ResponseWriter, r *http.Request) {
 func (h workloadHandlers) delete(w http.ResponseWriter, r *http.Request) {
 	v := mux.Vars(r)
 	if err := h.wp.DeleteWorkload(r.Context(), v["tenant"], v["workload"]); err != nil {
-		failWorkload(w, r, err)
+		if errors.Is(err, datastore.ErrInUse) {
+			err = fmt.Errorf("workload %s is used by instances; delete them first (%v): %w", v["workload"], err, datastore.ErrInUse)
+		}
+		fail(w, r, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
