@@ -1,7 +1,7 @@
 // admin.js: the administrator's pages: nodes (with utilisation charts),
 // tenants, CNCIs and the cluster's events. Every call needs an admin
 // token; the controller's refusal is shown in words.
-import { api, el, poller, POLL_MS, showError, statusWord } from "./core.js";
+import { api, el, poller, POLL_MS, showError, statusWord, errorWords } from "./core.js";
 import { TimeChart, history, record } from "./charts.js";
 import { liveLine, setLive, eventRows } from "./views.js";
 
@@ -22,7 +22,7 @@ function errorBox(id) {
 
 function showIn(box, e) {
   box.className = "msg";
-  box.textContent = e.words ? e.words() : e.message;
+  box.textContent = errorWords(e);
 }
 
 // nodes is #/admin/nodes.

@@ -102,11 +102,17 @@ export function storedSession() {
   try { return JSON.parse(sessionStorage.getItem("ciao.session")); } catch (e) { return null; }
 }
 
+// errorWords is the text shown for an error: an ApiError's words, else
+// its message.
+export function errorWords(err) {
+  return err instanceof ApiError ? err.words() : String(err && err.message ? err.message : err);
+}
+
 // showError puts a dismissable alert at the top of the page. Same-text
 // alerts are not repeated.
 export function showError(err, kind) {
   if (err instanceof SessionExpired) return;
-  const text = err instanceof ApiError ? err.words() : String(err && err.message ? err.message : err);
+  const text = errorWords(err);
   const box = document.getElementById("alerts");
   for (const a of box.children) if (a.dataset.text === text) return;
   const div = el("div", { class: "alert" + (kind ? " " + kind : ""), "data-text": text },

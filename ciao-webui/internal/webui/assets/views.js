@@ -1,6 +1,6 @@
 // views.js: the tenant's pages: instances (live list, launch, actions),
 // one instance (facts, usage charts, events), quotas, events.
-import { api, tenant, el, poller, POLL_MS, showError, statusWord, fmtTime, state, SessionExpired } from "./core.js";
+import { api, tenant, el, poller, POLL_MS, showError, statusWord, fmtTime, state, SessionExpired, errorWords } from "./core.js";
 import { TimeChart, history, record } from "./charts.js";
 
 const PAGE_SIZES = [50, 100, 500, 1000];
@@ -18,7 +18,7 @@ function setLive(line, err, reasonShown) {
   if (err) {
     line.className = "live bad";
     line.textContent = reasonShown ? "Live update failed (the reason is below); retrying every 2 s."
-      : "Live update failed: " + (err.words ? err.words() : err.message) + " — retrying every 2 s.";
+      : "Live update failed: " + errorWords(err) + " — retrying every 2 s.";
   } else {
     line.className = "live";
     line.textContent = "Live: updated " + new Date().toLocaleTimeString() + " (every 2 s).";
@@ -60,7 +60,7 @@ function addr(inst) {
 // launchError words a failed launch; over quota, it adds the project's
 // current usage and limits.
 async function launchError(e, n) {
-  let text = e.words ? e.words() : e.message;
+  let text = errorWords(e);
   if (e.status === 403 && /limit|quota/i.test(e.message)) {
     text = `Over quota: ${n} more instance${n > 1 ? "s" : ""} would exceed this project's limits. ` + text;
     try {
@@ -68,7 +68,7 @@ async function launchError(e, n) {
       const of = (used, lim, unit) => `${used}${unit} of ${lim < 0 ? "unlimited" : lim + unit}`;
       text += `. In use now: ${of(q.instances_usage, q.instances_limit, "")} instances, ${of(q.cpus_usage, q.cpus_limit, "")} vCPUs, ${of(q.ram_usage, q.ram_limit, " MB")} memory.`;
     } catch (qe) {
-      text += ` (The quotas could not be read: ${qe.words ? qe.words() : qe.message})`;
+      text += ` (The quotas could not be read: ${errorWords(qe)})`;
     }
   }
   return text;
@@ -248,7 +248,7 @@ export function instance(main, id) {
         }
       } catch (e) {
         chartMsg.className = "msg";
-        chartMsg.textContent = "Usage figures are unavailable: " + (e.words ? e.words() : e.message) +
+        chartMsg.textContent = "Usage figures are unavailable: " + errorWords(e) +
           (e.status === 401 ? " The controller serves per-instance figures only on its admin node API." : "");
       }
     }
@@ -285,7 +285,7 @@ export function quotas(main) {
     } catch (e) {
       if (e instanceof SessionExpired) throw e;
       histMsg.className = "msg";
-      histMsg.textContent = e.words ? e.words() : e.message;
+      histMsg.textContent = errorWords(e);
     }
   };
   const p = poller(async () => {

@@ -3,7 +3,7 @@
 // workload (or, for an administrator, a public one) and the deletion of
 // the project's own workloads. It speaks the controller's workloads API
 // (/{tenant}/workloads, /workloads) through the daemon's relay.
-import { api, request, tenant, el, showError, state, SessionExpired } from "./core.js";
+import { api, request, tenant, el, showError, state, SessionExpired, errorWords } from "./core.js";
 
 // DEFAULT_CONFIG is the cloud-init document the form starts with.
 export const DEFAULT_CONFIG = `#cloud-config
@@ -183,7 +183,7 @@ export function workloads(main) {
       if (e instanceof SessionExpired) { saveDraft(); return; }
       // Nothing in the form is changed: the user fixes the field at fault.
       formMsg.className = "msg";
-      formMsg.textContent = e.words ? e.words() : e.message;
+      formMsg.textContent = errorWords(e);
       const f = e.status === 400 ? fieldOf(e.message) : null;
       // Beside the field, only the controller's words about it.
       const why = e.message.replace(/^.*bad workload definition:\s*/, "");
@@ -223,7 +223,7 @@ export function workloads(main) {
             ...links.flatMap((a, i) => (i ? [", ", a] : [a])), "). "] : "instances still use it. ",
           "Delete them first, then delete the workload. ", el("span", { class: "hint" }, "The controller said: " + e.message)].flat());
       } else {
-        listMsg.textContent = e.words ? e.words() : e.message;
+        listMsg.textContent = errorWords(e);
       }
       listMsg.focus();
     }
@@ -256,7 +256,7 @@ export function workloads(main) {
       if (e instanceof SessionExpired) return;
       tbody.replaceChildren(el("tr", {}, el("td", { colspan: 7, class: "empty" }, "Workloads unavailable.")));
       listMsg.className = "msg";
-      listMsg.textContent = e.words ? e.words() : e.message;
+      listMsg.textContent = errorWords(e);
       return;
     }
     // The project's own first, then public ones; by description.
